@@ -1,0 +1,111 @@
+"""Write the reference files of spec/vectors/ from their palettes and indices.
+
+Run after a deliberate format change only; tests/test_vectors.py checks that the
+encoder still writes exactly these bytes and the decoder reads exactly these pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+import vqformat
+from vqformat.container import IEND, chunk_bytes
+
+VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
+
+
+def _cycle(height: int, width: int, colors: int) -> np.ndarray:
+    """Indices that use every palette entry, in a pattern with some repetition."""
+    return ((np.arange(height * width) * 7) % colors).reshape(height, width)
+
+
+def _palette(colors: int, channels: int) -> np.ndarray:
+    ramp = np.arange(colors)
+    samples = [(ramp * (37 + 50 * c) + 11 * c) % 256 for c in range(channels)]
+    if colors > 256:  # keep entries distinct
+        samples[0] = ramp % 256
+        samples[-1] = ramp // 256
+    return np.stack(samples, axis=1).astype(np.uint8)
+
+
+CASES = [
+    # name, channels, colors, height, width, compression, strip rows
+    ("l-k1-stored", 1, 1, 2, 3, "stored", 2),
+    ("l-k1-deflate", 1, 1, 2, 3, "deflate", 2),
+    ("l-k2-stored", 1, 2, 3, 5, "stored", 3),
+    ("la-k3-deflate", 2, 3, 4, 3, "deflate", 4),
+    ("rgb-k16-stored", 3, 16, 5, 7, "stored", 5),
+    ("rgb-k16-deflate", 3, 16, 5, 7, "deflate", 5),
+    ("rgba-k256-deflate", 4, 256, 16, 16, "deflate", 16),
+    ("rgba-k256-stored", 4, 256, 16, 16, "stored", 16),
+    ("rgb-k257-stored", 3, 257, 16, 17, "stored", 16),
+    ("rgb-k257-deflate", 3, 257, 16, 17, "deflate", 16),
+    ("l-k5-strips-stored", 1, 5, 5, 3, "stored", 2),
+    ("l-k5-strips-deflate", 1, 5, 5, 3, "deflate", 2),
+]
+
+
+def _describe(data: bytes, palette: np.ndarray, indices: np.ndarray, **extra) -> dict:
+    info = vqformat.read_info(data)
+    pixels = palette[indices]
+    return {
+        "width": info.width,
+        "height": info.height,
+        "mode": info.mode,
+        "colors": info.colors,
+        "bits_per_index": info.bits_per_index,
+        "compression": info.compression,
+        "strip_rows": info.strip_rows,
+        "bytes": len(data),
+        **extra,
+        "palette": palette.tolist(),
+        "indices": indices.tolist(),
+        "pixels": pixels.tolist(),
+    }
+
+
+def _with_ancillary_chunk(data: bytes) -> bytes:
+    """Insert an unknown ancillary chunk before IEND: decoders must skip it."""
+    iend = data.rindex(struct.pack(">I", 0) + IEND)
+    extra = chunk_bytes(b"xTRA", b"ancillary data a decoder skips")
+    assert zlib.crc32(extra[4:-4]) == struct.unpack(">I", extra[-4:])[0]
+    return data[:iend] + extra + data[iend:]
+
+
+def _write(name: str, data: bytes, palette: np.ndarray, indices: np.ndarray, **extra) -> None:
+    (VECTORS / f"{name}.vqi").write_bytes(data)
+    description = _describe(data, palette, indices, **extra)
+    (VECTORS / f"{name}.json").write_text(json.dumps(description) + "\n")
+
+
+def main() -> None:
+    VECTORS.mkdir(parents=True, exist_ok=True)
+    for name, channels, colors, height, width, method, strip_rows in CASES:
+        palette, indices = _palette(colors, channels), _cycle(height, width, colors)
+        data = vqformat.encode_indexed(
+            palette, indices, compression_method=method, strip_rows=strip_rows
+        )
+        _write(name, data, palette, indices)
+    # The worked example of spec/vqi.md section 9.
+    palette = np.array([[0], [128], [255]], dtype=np.uint8)
+    indices = np.array([[0, 1, 2], [2, 1, 0]])
+    _write(
+        "example-l-k3-stored",
+        vqformat.encode_indexed(palette, indices, compression_method="stored"),
+        palette,
+        indices,
+    )
+    palette, indices = _palette(3, 3), _cycle(2, 4, 3)
+    data = _with_ancillary_chunk(
+        vqformat.encode_indexed(palette, indices, compression_method="stored")
+    )
+    _write("rgb-k3-ancillary", data, palette, indices, decode_only=True)
+
+
+if __name__ == "__main__":
+    main()

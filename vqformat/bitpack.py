@@ -1,0 +1,105 @@
+"""Bit packing of palette indices: b bits each, MSB-first, zero-padded to a whole byte.
+
+Two implementations of one layout. The numpy path handles b = 1..8 and 16 (every
+width a palette of at most 256 colours needs, and the 16-bit case) by packing groups
+of eight indices, which always fill exactly b bytes. The bitarray path handles any
+width with a fixed-length prefix code and serves the remaining widths 9..15.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from bitarray import bitarray, decodetree
+from bitarray.util import int2ba
+
+_GROUP = 8  # eight b-bit indices fill exactly b bytes
+_NUMPY_WIDTHS = frozenset(range(1, 9)) | {16}
+
+
+def packed_size(count: int, bits: int) -> int:
+    """Bytes needed for ``count`` indices of ``bits`` bits, padded to a whole byte."""
+    return (count * bits + 7) // 8
+
+
+def index_dtype(bits: int) -> type[np.unsignedinteger]:
+    """The narrowest unsigned dtype that holds a ``bits``-bit index."""
+    return np.uint8 if bits <= 8 else np.uint16
+
+
+def pack(indices: np.ndarray, bits: int) -> bytes:
+    """Pack a flat array of indices, each below 2**bits, into bytes."""
+    indices = np.ascontiguousarray(indices).ravel()
+    if bits == 0 or indices.size == 0:
+        return b""
+    if bits in _NUMPY_WIDTHS:
+        return _pack_numpy(indices, bits)
+    return pack_bitarray(indices, bits)
+
+
+def unpack(data: bytes, count: int, bits: int) -> np.ndarray:
+    """Unpack ``count`` indices of ``bits`` bits; ``data`` must hold exactly packed_size bytes."""
+    if bits == 0:
+        return np.zeros(count, dtype=np.uint8)
+    if bits in _NUMPY_WIDTHS:
+        return _unpack_numpy(data, count, bits)
+    return unpack_bitarray(data, count, bits)
+
+
+def _pack_numpy(indices: np.ndarray, bits: int) -> bytes:
+    if bits == 16:
+        return indices.astype(">u2").tobytes()
+    if bits == 8:
+        return indices.astype(np.uint8).tobytes()
+    groups = -(-indices.size // _GROUP)
+    padded = np.zeros(groups * _GROUP, dtype=np.uint64)
+    padded[: indices.size] = indices
+    shifts = np.arange(_GROUP - 1, -1, -1, dtype=np.uint64) * np.uint64(bits)
+    words = np.bitwise_or.reduce(padded.reshape(groups, _GROUP) << shifts, axis=1)
+    group_bytes = words.astype(">u8").view(np.uint8).reshape(groups, 8)[:, 8 - bits :]
+    return group_bytes.tobytes()[: packed_size(indices.size, bits)]
+
+
+def _unpack_numpy(data: bytes, count: int, bits: int) -> np.ndarray:
+    if bits == 16:
+        return np.frombuffer(data, dtype=">u2", count=count).astype(np.uint16)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if bits == 8:
+        return raw[:count].copy()
+    groups = -(-count // _GROUP)
+    padded = np.zeros(groups * bits, dtype=np.uint8)
+    padded[: raw.size] = raw
+    group_bytes = np.zeros((groups, 8), dtype=np.uint8)
+    group_bytes[:, 8 - bits :] = padded.reshape(groups, bits)
+    words = group_bytes.view(">u8").astype(np.uint64)
+    shifts = np.arange(_GROUP - 1, -1, -1, dtype=np.uint64) * np.uint64(bits)
+    mask = np.uint64((1 << bits) - 1)
+    values = (words >> shifts) & mask
+    return values.reshape(-1)[:count].astype(np.uint8)
+
+
+@lru_cache(maxsize=16)
+def _fixed_length_code(bits: int) -> dict[int, bitarray]:
+    return {value: int2ba(value, bits, endian="big") for value in range(1 << bits)}
+
+
+@lru_cache(maxsize=16)
+def _fixed_length_tree(bits: int) -> decodetree:
+    return decodetree(_fixed_length_code(bits))
+
+
+def pack_bitarray(indices: np.ndarray, bits: int) -> bytes:
+    """Reference packer for any width, using bitarray's C prefix-code encoder."""
+    stream = bitarray(endian="big")
+    stream.encode(_fixed_length_code(bits), np.asarray(indices).ravel().tolist())
+    return stream.tobytes()
+
+
+def unpack_bitarray(data: bytes, count: int, bits: int) -> np.ndarray:
+    """Reference unpacker for any width, using bitarray's C prefix-code decoder."""
+    stream = bitarray(endian="big")
+    stream.frombytes(bytes(data))
+    del stream[count * bits :]
+    values = np.fromiter(stream.decode(_fixed_length_tree(bits)), dtype=np.uint16, count=count)
+    return values.astype(index_dtype(bits))
