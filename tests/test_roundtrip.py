@@ -47,8 +47,11 @@ def test_indexed_round_trip_is_exact(case, method):
     expected = palette[indices]
     assert np.array_equal(pixels, expected[..., 0] if palette.shape[1] == 1 else expected)
     info = vqformat.read_info(data)
-    assert (info.width, info.height, info.colors) == (indices.shape[1], indices.shape[0],
-                                                      len(palette))
+    assert (info.width, info.height, info.colors) == (
+        indices.shape[1],
+        indices.shape[0],
+        len(palette),
+    )
     assert info.bits_per_index == (len(palette) - 1).bit_length()
 
 
@@ -88,7 +91,7 @@ def test_pixels_round_trip(pixels, colors, method):
     assert decoded.shape == expected_shape and decoded.dtype == np.uint8
     flat = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
     distinct = len(np.unique(flat.reshape(-1, flat.shape[2]), axis=0))
-    palette, indices = vqformat.decode_indexed(data)
+    palette, _ = vqformat.decode_indexed(data)
     assert len(palette) == min(colors, distinct)
     assert len(np.unique(palette, axis=0)) == len(palette)  # no duplicate entries
     if distinct <= colors:

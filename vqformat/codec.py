@@ -243,14 +243,18 @@ def _check_colors(colors: int) -> int:
 
 
 def quantize(
-    pixels: np.ndarray, colors: int = 256, *, seed: int = 0
+    pixels: np.ndarray,
+    colors: int = 256,
+    *,
+    method: str = palette_fitting.DEFAULT_METHOD,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit a palette to the pixels and assign each pixel: returns (palette, (H, W) indices)."""
     array = _as_pixels(pixels)
     colors = _check_colors(colors)
     height, width, channels = array.shape
     flat = np.ascontiguousarray(array).reshape(-1, channels)
-    palette, indices = palette_fitting.quantize(flat, colors, seed)
+    palette, indices = palette_fitting.quantize(flat, colors, method=method, seed=seed)
     return palette, indices.reshape(height, width)
 
 
@@ -258,12 +262,17 @@ def encode(
     pixels: np.ndarray,
     colors: int = 256,
     *,
+    method: str = palette_fitting.DEFAULT_METHOD,
     compression: str = compression.DEFAULT_METHOD,
     strip_rows: int | None = None,
     seed: int = 0,
 ) -> bytes:
-    """Quantize a uint8 image to at most ``colors`` colours and return the .vqi bytes."""
-    palette, indices = quantize(pixels, colors, seed=seed)
+    """Quantize a uint8 image to at most ``colors`` colours and return the .vqi bytes.
+
+    ``method`` chooses how the palette is fitted, ``compression`` how the index
+    stream is stored; the encoder is deterministic for a given ``seed``.
+    """
+    palette, indices = quantize(pixels, colors, method=method, seed=seed)
     return encode_indexed(palette, indices, compression_method=compression, strip_rows=strip_rows)
 
 

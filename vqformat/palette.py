@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .bitpack import index_dtype
+from .container import bits_for_colors
+from .errors import VQIError
+
 _ASSIGN_CHUNK = 1 << 16  # rows of the distance matrix computed at once
 
 
@@ -44,27 +48,54 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     return np.unique(centers, axis=0)
 
 
-def nearest(points: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Index of the nearest palette entry (squared Euclidean) for each point, in chunks."""
+METHODS = {"kmeans": fit_kmeans}
+DEFAULT_METHOD = "kmeans"
+
+
+def fit(
+    pixels: np.ndarray, colors: int, *, method: str = DEFAULT_METHOD, seed: int = 0
+) -> np.ndarray:
+    """A palette of at most ``colors`` distinct entries for (N, C) uint8 pixels.
+
+    Pixels with at most ``colors`` distinct colours get exactly those colours. The
+    pixels may be a sample of a larger image; ``assign`` then maps every pixel.
+    """
+    return _fit_table(color_table(pixels), colors, method, seed)
+
+
+def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.ndarray:
+    if len(table.colors) <= colors:
+        return table.colors
+    try:
+        fitter = METHODS[method]
+    except KeyError:
+        raise VQIError(
+            f"unknown palette method {method!r}; choose one of {', '.join(METHODS)}"
+        ) from None
+    return fitter(table, colors, seed)
+
+
+def assign(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Index of the nearest palette entry (squared Euclidean) for each (N, C) pixel, in chunks."""
     centers = palette.astype(np.float32)
     center_norms = (centers**2).sum(axis=1)
-    result = np.empty(len(points), dtype=np.uint16 if len(palette) > 256 else np.uint8)
-    for start in range(0, len(points), _ASSIGN_CHUNK):
-        chunk = points[start : start + _ASSIGN_CHUNK].astype(np.float32)
+    result = np.empty(len(pixels), dtype=index_dtype(bits_for_colors(len(palette))))
+    for start in range(0, len(pixels), _ASSIGN_CHUNK):
+        chunk = pixels[start : start + _ASSIGN_CHUNK].astype(np.float32)
         distances = center_norms - 2.0 * chunk @ centers.T
         result[start : start + _ASSIGN_CHUNK] = distances.argmin(axis=1)
     return result
 
 
-def quantize(pixels: np.ndarray, colors: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Palette of at most ``colors`` entries and one index per pixel for (N, C) uint8 pixels.
+def quantize(
+    pixels: np.ndarray, colors: int, *, method: str = DEFAULT_METHOD, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Palette and one index per pixel for (N, C) uint8 pixels held in memory.
 
-    An image with at most ``colors`` distinct colours gets exactly those colours.
+    Assigns each distinct colour once and spreads the result to the pixels.
     """
     table = color_table(pixels)
-    if len(table.colors) <= colors:
-        return table.colors, table.inverse.astype(
-            np.uint16 if len(table.colors) > 256 else np.uint8
-        )
-    palette = fit_kmeans(table, colors, seed)
-    return palette, nearest(table.colors, palette)[table.inverse]
+    palette = _fit_table(table, colors, method, seed)
+    if palette is table.colors:
+        return palette, table.inverse.astype(index_dtype(bits_for_colors(len(palette))))
+    return palette, assign(table.colors, palette)[table.inverse]
