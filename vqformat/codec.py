@@ -75,10 +75,13 @@ def _info(header: Header) -> VQIInfo:
     )
 
 
-def read_info(source: Source) -> VQIInfo:
-    """Read the header only; no pixel data is read or decoded."""
+def read_info(source: Source, *, check_crc: bool = True) -> VQIInfo:
+    """Read the header only; no pixel data is read or decoded.
+
+    ``check_crc=False`` exists for fuzzing only, as for ``decode``.
+    """
     with _binary_stream(source) as stream:
-        return _info(Reader(stream).header)
+        return _info(Reader(stream, check_crc=check_crc).header)
 
 
 def _check_pixel_limit(header: Header, max_pixels: int | None) -> None:
