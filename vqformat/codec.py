@@ -47,6 +47,8 @@ class VQIInfo:
 
 @contextmanager
 def _binary_stream(source: Source) -> Iterator[BinaryIO]:
+    if isinstance(source, memoryview) and not source.c_contiguous:
+        source = source.tobytes()
     if isinstance(source, (bytes, bytearray, memoryview)):
         yield io.BytesIO(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -116,6 +118,14 @@ def _open_reader(stream: BinaryIO, max_pixels: int | None, check_crc: bool) -> R
     return reader
 
 
+def _image_array(shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
+    """The output buffer; its size passed the pixel limit, if any, but may still not fit."""
+    try:
+        return np.empty(shape, dtype=dtype)
+    except (MemoryError, ValueError):
+        raise VQIError(f"cannot allocate an image of shape {shape}: out of memory") from None
+
+
 def _palette_array(reader: Reader) -> np.ndarray:
     header = reader.header
     return np.frombuffer(reader.read_palette(), dtype=np.uint8).reshape(
@@ -135,7 +145,7 @@ def decode_indexed(
         reader = _open_reader(stream, max_pixels, check_crc)
         header = reader.header
         palette = _palette_array(reader)
-        indices = np.empty((header.height, header.width), dtype=index_dtype(header.bits_per_index))
+        indices = _image_array((header.height, header.width), index_dtype(header.bits_per_index))
         for first, strip in _iter_index_strips(reader):
             indices[first : first + len(strip)] = strip
     return palette, indices
@@ -151,7 +161,7 @@ def decode(
         palette = _palette_array(reader)
         if header.channels == 1:
             palette = palette[:, 0]
-        pixels = np.empty((header.height, header.width, *palette.shape[1:]), dtype=np.uint8)
+        pixels = _image_array((header.height, header.width, *palette.shape[1:]), np.uint8)
         for first, strip in _iter_index_strips(reader):
             pixels[first : first + len(strip)] = palette[strip]
     return pixels
@@ -189,7 +199,7 @@ def write_indexed(
         palette.shape[1],
         len(palette),
         codec.code,
-        strip_rows or default_strip_rows(width, height),
+        default_strip_rows(width, height) if strip_rows is None else strip_rows,
     )
     writer = Writer(out, header, palette.tobytes())
     bits = header.bits_per_index
