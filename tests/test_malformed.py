@@ -446,6 +446,14 @@ def test_nonzero_padding_bits_are_rejected(method, padding_byte):
         vqformat.decode(data)
 
 
+def test_deflate_with_a_preset_dictionary_is_rejected():
+    compressor = zlib.compressobj(zdict=b"\x1a\x40")
+    payload = compressor.compress(b"\x1a\x40") + compressor.flush()
+    data = _file(_head(3, 2, 1, 3, compression=1), b"\0\x80\xff", [payload])
+    with pytest.raises(vqformat.VQIError, match="preset dictionary"):
+        vqformat.decode(data)
+
+
 def test_unpacking_in_pieces_matches_packing(monkeypatch):
     """Strips are unpacked a bounded number of indices at a time; the seams must not show."""
     monkeypatch.setattr(bitpack, "UNPACK_CHUNK", 16)

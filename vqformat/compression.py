@@ -64,12 +64,17 @@ class Stored(StripCodec):
         return bitpack.packed_size(rows * width, bits)
 
 
+_ZLIB_FDICT = 0x20  # flag bit of a zlib header's second byte (RFC 1950)
+
+
 def inflate_exact(payload: bytes, size: int, what: str) -> bytes:
     """Inflate a zlib stream that must expand to exactly ``size`` bytes, and no further.
 
     Output is capped at ``size`` (plus one byte to detect excess), so a zip bomb costs
     no more memory than a valid strip.
     """
+    if len(payload) >= 2 and payload[1] & _ZLIB_FDICT:
+        raise VQIError(f"{what} stream asks for a preset dictionary, which vqi does not define")
     inflater = zlib.decompressobj()
     try:
         data = inflater.decompress(payload, size + 1)

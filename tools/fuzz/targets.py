@@ -11,6 +11,8 @@ through exactly these checks.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import io
 import warnings
 import zlib
@@ -109,6 +111,8 @@ def pillow_format() -> str | None:
     """The Pillow format name registered for .vqi, or None while no plugin is installed."""
     from PIL import Image
 
+    with contextlib.suppress(ImportError):
+        importlib.import_module("vqformat.pillow_plugin")
     return Image.registered_extensions().get(".vqi")
 
 
