@@ -104,7 +104,7 @@ class VQIDecoder(ImageFile.PyDecoder):
         if self.mode == "P":
             entries = None  # the image holds the indices themselves
         for first_row, indices in codec.iter_index_strips(reader):
-            rows = indices if entries is None else entries[indices]
+            rows = indices if entries is None else np.take(entries, indices, axis=0)
             self._put_rows(first_row, rows)
 
     def _put_rows(self, first_row: int, rows: np.ndarray) -> None:
