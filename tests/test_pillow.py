@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 import vqformat
 from vqformat.compression import METHODS
@@ -434,6 +434,20 @@ def test_paths_file_objects_and_bytesio(tmp_path):
         for source in sources:
             with Image.open(source) as back:
                 assert np.array_equal(np.asarray(back), np.asarray(im))
+
+
+def test_incremental_parser_gives_the_size_early_and_the_image_on_close():
+    rng = np.random.default_rng(8)
+    palette = rng.integers(0, 256, (40, 3), dtype=np.uint8)
+    indices = rng.integers(0, 40, (30, 20))
+    data = vqformat.encode_indexed(palette, indices)
+    palette_end = HEAD_END + 12 + palette.size
+    parser = ImageFile.Parser()
+    parser.feed(data[:palette_end])
+    assert parser.image.size == (20, 30)
+    for start in range(palette_end, len(data), 50):
+        parser.feed(data[start : start + 50])
+    assert_opens_as_stored(parser.close(), palette, indices)
 
 
 def test_registration_is_idempotent_and_complete():

@@ -14,7 +14,7 @@ See the README for why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import IO
 
 import numpy as np
@@ -38,7 +38,7 @@ def _accept(prefix: bytes) -> bool:
     return prefix[: len(SIGNATURE)] == SIGNATURE
 
 
-def open_mode(header: Header) -> str:
+def _open_mode(header: Header) -> str:
     """The Pillow mode of a file: "P" for a colour palette Pillow can hold, else the samples'."""
     if header.channels >= 3 and header.colors <= MAX_PALETTE_MODE_COLORS:
         return "P"
@@ -57,7 +57,7 @@ class VQIImageFile(ImageFile.ImageFile):
             reader = Reader(self.fp)
             header = reader.header
             method = compression.codec_by_code(header.compression).name
-            mode = open_mode(header)
+            mode = _open_mode(header)
             if mode == "P":
                 self.palette = ImagePalette.ImagePalette(header.mode, reader.read_palette())
                 self.palette.dirty = 1  # Image.load hands a dirty palette to the core image
@@ -69,6 +69,12 @@ class VQIImageFile(ImageFile.ImageFile):
         self.info["colors"] = header.colors
         # a plain tuple, not ImageFile._Tile, which Pillow before 11 lacks
         self.tile = [(FORMAT, (0, 0, *self._size), 0, None)]
+
+    def load_read(self, read_bytes: int) -> bytes:
+        """Plain reads. Defining it tells ``ImageFile.Parser`` that this decoder pulls
+        from the file and cannot be fed piecemeal, so the parser decodes on ``close()``."""
+        assert self.fp is not None
+        return self.fp.read(read_bytes)
 
     def verify(self) -> None:
         """Check every chunk's CRC and the chunk order without decoding pixels."""
@@ -96,16 +102,21 @@ class VQIDecoder(ImageFile.PyDecoder):
         return -1, 0
 
     def _decode_strips(self, reader: Reader) -> None:
-        header = reader.header
-        entries = np.frombuffer(reader.read_palette(), dtype=np.uint8)
-        entries = entries.reshape(header.colors, header.channels)
-        if header.channels == 1:
-            entries = entries[:, 0]
-        if self.mode == "P":
-            entries = None  # the image holds the indices themselves
+        entries = self._pixel_table(reader)
         for first_row, indices in codec.iter_index_strips(reader):
             rows = indices if entries is None else np.take(entries, indices, axis=0)
             self._put_rows(first_row, rows)
+
+    def _pixel_table(self, reader: Reader) -> np.ndarray | None:
+        """Read PLTE; return the samples each index stands for, or None when the
+        image holds the indices themselves (mode P, whose palette ``_open`` set)."""
+        header = reader.header
+        entries = np.frombuffer(reader.read_palette(), dtype=np.uint8)
+        if self.mode == "P":
+            return None
+        if header.channels == 1:
+            return entries
+        return entries.reshape(header.colors, header.channels)
 
     def _put_rows(self, first_row: int, rows: np.ndarray) -> None:
         """Copy a band of rows into the image: ``set_as_raw`` fills the state's extents."""
@@ -127,7 +138,8 @@ class SaveOptions:
     @classmethod
     def from_encoderinfo(cls, info: dict) -> SaveOptions:
         """Pick our options out of Pillow's ``encoderinfo``; other formats' keys are ignored."""
-        options = cls(**{name: info[name] for name in cls.__dataclass_fields__ if name in info})
+        names = [field.name for field in fields(cls)]
+        options = cls(**{name: info[name] for name in names if name in info})
         options.check()
         return options
 
@@ -139,7 +151,9 @@ class SaveOptions:
         _check_name("compression", self.compression, compression.METHODS)
 
 
-def _check_int(name: str, value, low: int, high: int | None, optional: bool = False) -> None:
+def _check_int(
+    name: str, value: object, low: int, high: int | None, optional: bool = False
+) -> None:
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -149,7 +163,7 @@ def _check_int(name: str, value, low: int, high: int | None, optional: bool = Fa
         raise VQIError(f"{name} must be {allowed}, got {value}")
 
 
-def _check_name(name: str, value, known: dict) -> None:
+def _check_name(name: str, value: object, known: dict) -> None:
     if value not in known:
         raise VQIError(f"unknown {name} {value!r}; choose one of {', '.join(known)}")
 
@@ -170,9 +184,9 @@ def _palette_and_indices(im: Image.Image, options: SaveOptions) -> tuple[np.ndar
     """A P image keeps its palette and indices unless it holds more than ``colors``
     entries; every other image is quantized to ``colors`` (256 by default)."""
     if im.mode == "P":
-        entries, indices = stored_palette(im)
+        entries, indices = _stored_palette(im)
         if options.optimize:
-            entries, indices = drop_unused_entries(entries, indices)
+            entries, indices = _drop_unused_entries(entries, indices)
         if options.colors is None or len(entries) <= options.colors:
             return entries, indices
         im = im.convert("RGBA" if entries.shape[1] == 4 else "RGB")
@@ -182,7 +196,7 @@ def _palette_and_indices(im: Image.Image, options: SaveOptions) -> tuple[np.ndar
     )
 
 
-def stored_palette(im: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+def _stored_palette(im: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     """The (k, 3 or 4) palette and (H, W) indices of a P image, exactly as Pillow renders them.
 
     Alpha comes from an RGBA palette or from ``info["transparency"]`` (PNG-8 and GIF
@@ -206,14 +220,14 @@ def stored_palette(im: Image.Image) -> tuple[np.ndarray, np.ndarray]:
 
 def _apply_transparency(entries: np.ndarray, transparency: int | bytes | None) -> None:
     if isinstance(transparency, int):
-        if transparency < len(entries):
+        if 0 <= transparency < len(entries):
             entries[transparency, 3] = 0
     elif isinstance(transparency, bytes):
         alphas = np.frombuffer(transparency[: len(entries)], dtype=np.uint8)
         entries[: len(alphas), 3] = alphas
 
 
-def drop_unused_entries(entries: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _drop_unused_entries(entries: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Keep only the palette entries some pixel uses, renumbering indices in palette order."""
     used = np.bincount(indices.ravel(), minlength=len(entries)) > 0
     renumber = (np.cumsum(used) - 1).astype(indices.dtype)
