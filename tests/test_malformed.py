@@ -92,10 +92,13 @@ def _peak_while(function):
     return raised, peak
 
 
+API_READERS = (vqformat.read_info, vqformat.decode, vqformat.decode_indexed, vqformat.verify)
+
+
 def _api_outcomes(data):
-    """Whether read_info, decode and decode_indexed each accepted ``data`` (CRCs checked)."""
+    """Whether read_info, decode, decode_indexed and verify each accepted ``data``."""
     outcomes = []
-    for function in (vqformat.read_info, vqformat.decode, vqformat.decode_indexed):
+    for function in API_READERS:
         try:
             function(data)
             outcomes.append(True)
@@ -113,8 +116,8 @@ def test_every_truncation_is_rejected(path):
     data = path.read_bytes()
     head_end = len(SIGNATURE) + 12 + 20
     for size in range(len(data)):
-        info_ok, decode_ok, indexed_ok = _api_outcomes(data[:size])
-        assert not decode_ok and not indexed_ok, f"prefix of {size} bytes decoded"
+        info_ok, decode_ok, indexed_ok, verify_ok = _api_outcomes(data[:size])
+        assert not (decode_ok or indexed_ok or verify_ok), f"prefix of {size} bytes accepted"
         assert info_ok == (size >= head_end), f"read_info on a prefix of {size} bytes"
         targets.check_api(data[:size])
 
@@ -128,8 +131,8 @@ def test_every_byte_flip_is_detected(path):
         for mask in FLIP_MASKS:
             flipped = bytearray(data)
             flipped[position] ^= mask
-            _, decode_ok, indexed_ok = _api_outcomes(bytes(flipped))
-            assert not decode_ok and not indexed_ok, f"flip {mask:#x} at {position} undetected"
+            _, decode_ok, indexed_ok, verify_ok = _api_outcomes(bytes(flipped))
+            assert not (decode_ok or indexed_ok or verify_ok), f"flip {mask:#x} at {position}"
     for position in range(len(TRAILING)):
         padded = bytearray(data + TRAILING)
         padded[len(data) + position] ^= 0xFF
@@ -168,9 +171,9 @@ def test_pillow_rejects_every_truncation_and_flip(path, monkeypatch):
         for mask in FLIP_MASKS:
             flipped = bytearray(data)
             flipped[position] ^= mask
-            loaded = targets.pillow_load(bytes(flipped))
-            assert loaded is None, f"flip {mask:#x} at {position} undetected"
-            targets.check_pillow(bytes(flipped))
+            assert targets.pillow_load(bytes(flipped)) is None, f"flip {mask:#x} at {position}"
+            if mask in (0x01, 0xFF):  # behind repaired CRCs, the parser must fail cleanly
+                targets.check_pillow(bytes(flipped))
     assert np.array_equal(targets.pillow_load(data + TRAILING), vqformat.decode(data))
 
 
@@ -232,7 +235,7 @@ def mutations(draw):
 def test_mutations_raise_only_vqierror(mutation):
     kind, original, data = mutation
     targets.check_api(data)  # CRC checks off, and on after repairing every CRC
-    _, decode_ok, indexed_ok = _api_outcomes(data)  # CRC checks on, as a user decodes
+    _, decode_ok, indexed_ok, _ = _api_outcomes(data)  # CRC checks on, as a user decodes
     assert decode_ok == indexed_ok
     if kind == "flip":  # flips may cancel out; otherwise a CRC catches them
         assert decode_ok == (data == original)
@@ -245,8 +248,8 @@ def test_single_flip_is_detected_in_fresh_files(data, draw):
     position = draw.draw(st.integers(0, len(data) - 1))
     flipped = bytearray(data)
     flipped[position] ^= draw.draw(st.integers(1, 255))
-    _, decode_ok, indexed_ok = _api_outcomes(bytes(flipped))
-    assert not decode_ok and not indexed_ok
+    _, decode_ok, indexed_ok, verify_ok = _api_outcomes(bytes(flipped))
+    assert not (decode_ok or indexed_ok or verify_ok)
 
 
 # --- forged sizes: rejected before anything is allocated from them -----------

@@ -86,19 +86,23 @@ def _as_pixels(palette: np.ndarray, indices: np.ndarray) -> np.ndarray:
 
 
 def check_api(data: bytes) -> None:
-    """read_info, decode_indexed and decode agree on ``data`` and raise only VQIError.
+    """read_info, verify, decode and decode_indexed agree on ``data``, raising only VQIError.
 
     ``decode`` reads ``data`` with CRC checks off; ``decode_indexed`` reads the same
     bytes with every CRC repaired and checks on, through a trickling stream. The two
-    must accept and reject alike, so the CRC switch changes nothing but the CRC check.
+    must accept and reject alike, so the CRC switch changes nothing but the CRC check;
+    and ``verify`` (no decompression) must pass whatever decodes.
     """
     info = _attempt(vqformat.read_info, data, check_crc=False)
     pixels = _attempt(vqformat.decode, data, max_pixels=FUZZ_MAX_PIXELS, check_crc=False)
-    stream = TrickleStream(repair_crcs(data), step=7 + len(data) % 89)
+    repaired = repair_crcs(data)
+    stream = TrickleStream(repaired, step=7 + len(data) % 89)
     indexed = _attempt(vqformat.decode_indexed, stream, max_pixels=FUZZ_MAX_PIXELS)
     assert (pixels is None) == (indexed is None), "decode and decode_indexed disagree"
+    verified = _attempt(vqformat.verify, repaired)
     if pixels is None:
         return
+    assert verified is not None, "decoded a file that verify rejects"
     assert info is not None, "decoded a file whose header read_info rejects"
     palette, indices = indexed
     assert palette.shape == (info.colors, info.channels)
@@ -130,6 +134,8 @@ def pillow_load(data: bytes) -> np.ndarray | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[fmt]) as image:
                 image.load()
+                if image.mode == "P":  # the pixels the indices stand for, as decode gives
+                    return np.asarray(image.convert(image.palette.mode))
                 return np.asarray(image)
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
         return None
