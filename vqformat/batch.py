@@ -1,0 +1,203 @@
+"""Run per-file jobs over many inputs: output names, worker processes, progress and summary.
+
+The runner takes any ``map``-like callable (``map``, ``Executor.map``, or an adapter
+around a cluster client), so how the jobs are spread is independent of what they do.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .jobs import STDIO, ExitStatus, Result, describe
+
+Mapper = Callable[[Callable[[Any], Result], Iterable[Any]], Iterable[Result]]
+
+
+class UsageError(Exception):
+    """The command line asks for something impossible; nothing has been done yet."""
+
+
+# --- output names ------------------------------------------------------------------------
+
+
+def names_folder(output: str | None, sources: Sequence[str]) -> bool:
+    """Whether ``-o`` names a folder to put outputs in rather than the output file itself."""
+    if output is None or output == STDIO:
+        return False
+    return output.endswith(("/", os.sep)) or os.path.isdir(output) or len(sources) > 1
+
+
+def plan_targets(sources: Sequence[str], output: str | None, suffix: str) -> list[str]:
+    """The output path of each source, pngquant-style.
+
+    One source: ``output`` names the file (or a folder to put it in); without it the
+    output goes beside the source with ``suffix``, and stdin goes to stdout. Several
+    sources: outputs go beside them, or into the folder ``output``.
+    """
+    if STDIO in sources and len(sources) > 1:
+        raise UsageError("'-' (standard input) cannot be combined with other inputs")
+    folder = output if names_folder(output, sources) else None
+    explicit = folder is not None and (folder.endswith(("/", os.sep)) or os.path.isdir(folder))
+    if len(sources) > 1 and folder is not None and not explicit:
+        raise UsageError(f"with several inputs, -o must name a folder (end it with '/'): {output}")
+    targets = [_target(source, output, folder, suffix) for source in sources]
+    _check_distinct(sources, targets)
+    return targets
+
+
+def _target(source: str, output: str | None, folder: str | None, suffix: str) -> str:
+    if folder is not None:
+        stem = "stdin" if source == STDIO else Path(source).stem
+        return os.path.join(folder, stem + suffix)
+    if output is not None:
+        return output
+    if source == STDIO:
+        return STDIO
+    return str(Path(source).with_suffix(suffix))
+
+
+def _check_distinct(sources: Sequence[str], targets: Sequence[str]) -> None:
+    """Two jobs must not write one file, and no job may write over its own input."""
+    seen: dict[str, str] = {}
+    for source, target in zip(sources, targets, strict=True):
+        if target == STDIO:
+            continue
+        key = os.path.normcase(os.path.abspath(target))
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {source} would both be written to {target}")
+        seen[key] = source
+        if source != STDIO and (
+            key == os.path.normcase(os.path.abspath(source))
+            or (os.path.exists(target) and os.path.samefile(source, target))
+        ):
+            raise UsageError(f"{source}: the output would replace the input")
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+def _limit_threads(threads: int) -> None:
+    """Keep worker processes from each starting one compute thread per core."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, str(threads))
+
+
+@contextmanager
+def process_pool(workers: int) -> Iterator[Mapper]:
+    """A mapper over ``workers`` fresh processes (spawned: forking a threaded parent is unsafe)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_limit_threads,
+        initargs=(threads,),
+    ) as executor:
+        try:
+            yield executor.map
+        except BaseException:
+            executor.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+@contextmanager
+def local_mapper(workers: int, jobs: int) -> Iterator[Mapper]:
+    """Run in this process when one worker (or one job) is enough, else in a process pool."""
+    if workers <= 1 or jobs <= 1:
+        yield map
+    else:
+        with process_pool(min(workers, jobs)) as mapper:
+            yield mapper
+
+
+class Reporter:
+    """Prints one line per file and a summary on stderr, with a progress bar on a terminal."""
+
+    def __init__(self, total: int, verb: str, *, quiet: bool, debug: bool) -> None:
+        self.verb, self.quiet, self.debug = verb, quiet, debug
+        self.bar = None
+        if total > 1 and not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False)
+
+    def say(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    def result(self, result: Result) -> None:
+        source = "stdin" if result.source == STDIO else result.source
+        target = "stdout" if result.target == STDIO else result.target
+        if result.status == ExitStatus.OK:
+            if not self.quiet:
+                self.say(f"{source} -> {target}: {result.message}")
+        elif result.status == ExitStatus.SKIPPED:
+            if not self.quiet:
+                self.say(f"{source}: {result.message}")
+        else:
+            if self.debug and result.detail:
+                self.say(result.detail.rstrip())
+            self.say(f"vqi: {source}: {result.message}")
+        if self.bar is not None:
+            self.bar.update()
+
+    def close(self, results: Sequence[Result]) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if len(results) > 1 and not self.quiet:
+            print(summary(results, self.verb), file=sys.stderr)
+
+
+def summary(results: Sequence[Result], verb: str) -> str:
+    """One line: how many files did what, and the bytes in and out of those that succeeded."""
+    done = [result for result in results if result.status == ExitStatus.OK]
+    skipped = sum(result.status == ExitStatus.SKIPPED for result in results)
+    failed = len(results) - len(done) - skipped
+    line = f"{len(results)} files: {len(done)} {verb}, {skipped} skipped, {failed} failed"
+    read = sum(result.input_bytes for result in done)
+    written = sum(result.output_bytes for result in done)
+    if read:
+        line += f"; {read:,} -> {written:,} bytes ({written / read:.1%})"
+    return line
+
+
+def overall_status(results: Iterable[Result]) -> ExitStatus:
+    """The first failure's status; else SKIPPED if a file was skipped; else OK."""
+    statuses = [result.status for result in results]
+    for status in statuses:
+        if status not in (ExitStatus.OK, ExitStatus.SKIPPED):
+            return status
+    return ExitStatus.SKIPPED if ExitStatus.SKIPPED in statuses else ExitStatus.OK
+
+
+def run_jobs(
+    work: Callable[[Any], Result], jobs: Sequence[Any], mapper: Mapper, reporter: Reporter
+) -> list[Result]:
+    """Map ``work`` over ``jobs``, reporting each result as it arrives.
+
+    If the executor itself breaks (a worker killed by the system, say), the jobs it did
+    not finish are reported as failed rather than lost.
+    """
+    results: list[Result] = []
+    try:
+        for result in mapper(work, jobs):
+            reporter.result(result)
+            results.append(result)
+    except Exception as error:
+        for job in jobs[len(results) :]:
+            lost = Result(
+                job.source, job.target, ExitStatus.INTERNAL, f"worker failed: {describe(error)}"
+            )
+            reporter.result(lost)
+            results.append(lost)
+    reporter.close(results)
+    return results
