@@ -275,11 +275,12 @@ def add_info(subparsers: argparse._SubParsersAction) -> None:
 
 
 def describe_info(info: dict) -> str:
+    bits = f"{info['bits_per_index']} bit{'' if info['bits_per_index'] == 1 else 's'}"
     return "\n".join(
         (
             f"{info['file']}:",
             f"  size          {info['width']} x {info['height']} pixels, {info['mode']}",
-            f"  palette       {info['colors']} colours, {info['bits_per_index']} bits per index",
+            f"  palette       {info['colors']} colours, {bits} per index",
             f"  compression   {info['compression']}, strips of {info['strip_rows']} rows",
             f"  format        version {info['version']}",
             f"  file          {info['bytes']:,} bytes, {info['bits_per_pixel']:.3f} bits per pixel",

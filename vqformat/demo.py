@@ -242,7 +242,7 @@ def run(folder: str, *, force: bool = False, quiet: bool = False) -> int:
             trials.append(trial)
             say(table_row(trial))
         sheet = io.BytesIO()
-        contact_sheet(colour, grey, trials).save(sheet, "PNG", optimize=True)
+        contact_sheet(colour, grey, trials).save(sheet, "PNG")
         write_atomic(out / SHEET_NAME, sheet.getvalue(), force=force)
     except OSError as error:
         print(f"vqi: cannot write in {out}: {describe(error)}", file=sys.stderr)
