@@ -122,6 +122,21 @@ def _output_options(output_help: str) -> argparse.ArgumentParser:
     return options
 
 
+def _add_file_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    summary: str,
+    examples: str,
+    run: Callable[[argparse.Namespace], int],
+    inputs_help: str,
+) -> argparse.ArgumentParser:
+    """A command over many input files, with the output options of encode and decode."""
+    output_help = "output file; with several inputs, a folder (default: beside each)"
+    parser = _add_command(subparsers, name, summary, examples, run, [_output_options(output_help)])
+    parser.add_argument("inputs", nargs="+", metavar="IN", help=inputs_help)
+    return parser
+
+
 def _add_command(
     subparsers: argparse._SubParsersAction,
     name: str,
@@ -146,7 +161,7 @@ def _add_command(
 
 
 def add_encode(subparsers: argparse._SubParsersAction) -> None:
-    parser = _add_command(
+    parser = _add_file_command(
         subparsers,
         "encode",
         "Encode images (any format Pillow reads) into .vqi files.",
@@ -155,9 +170,8 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
         "  vqi encode --skip-if-larger -j 0 *.png -o out/\n"
         "  vqi encode - < photo.png > photo.vqi   stdin to stdout\n",
         run_encode,
-        [_output_options("output file; with several inputs, a folder (default: beside each)")],
+        "image files; '-' reads stdin",
     )
-    parser.add_argument("inputs", nargs="+", metavar="IN", help="image files; '-' reads stdin")
     parser.add_argument(
         "-k",
         "--colors",
@@ -189,12 +203,12 @@ def run_encode(args: argparse.Namespace) -> int:
     targets = plan_targets(args.inputs, args.output, ".vqi")
     jobs = [
         EncodeJob(
-            source,
-            target,
-            args.colors,
-            args.method,
-            args.compression,
+            source=source,
+            target=target,
             force=args.force,
+            colors=args.colors,
+            method=args.method,
+            compression=args.compression,
             skip_if_larger=args.skip_if_larger,
         )
         for source, target in zip(args.inputs, targets, strict=True)
@@ -206,7 +220,7 @@ def run_encode(args: argparse.Namespace) -> int:
 
 
 def add_decode(subparsers: argparse._SubParsersAction) -> None:
-    parser = _add_command(
+    parser = _add_file_command(
         subparsers,
         "decode",
         "Decode .vqi files into PNG or any format Pillow writes, chosen by the extension.",
@@ -215,9 +229,8 @@ def add_decode(subparsers: argparse._SubParsersAction) -> None:
         "  vqi decode --format tiff *.vqi -o out/\n"
         "  vqi decode - < photo.vqi > photo.png   stdin to stdout (PNG)\n",
         run_decode,
-        [_output_options("output file; with several inputs, a folder (default: beside each)")],
+        ".vqi files; '-' reads stdin",
     )
-    parser.add_argument("inputs", nargs="+", metavar="IN", help=".vqi files; '-' reads stdin")
     parser.add_argument(
         "--format",
         metavar="EXT",
@@ -234,7 +247,7 @@ def run_decode(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     jobs = [
-        DecodeJob(source, target, image_format, force=args.force)
+        DecodeJob(source=source, target=target, force=args.force, image_format=image_format)
         for source, target, image_format in zip(args.inputs, targets, formats, strict=True)
     ]
     return _run_batch(decode_file, jobs, args, "decoded")

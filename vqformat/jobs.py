@@ -44,23 +44,26 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130
 
 
-@dataclass(frozen=True)
-class EncodeJob:
+@dataclass(frozen=True, kw_only=True)
+class FileJob:
+    """One input file and where its output goes; ``force`` allows replacing that output."""
+
     source: str
     target: str
+    force: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncodeJob(FileJob):
     colors: int
     method: str
     compression: str
-    force: bool = False
     skip_if_larger: bool = False
 
 
-@dataclass(frozen=True)
-class DecodeJob:
-    source: str
-    target: str
+@dataclass(frozen=True, kw_only=True)
+class DecodeJob(FileJob):
     image_format: str
-    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -210,50 +213,62 @@ def output_format(target: str, requested: str | None) -> str:
 # --- the workers ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Converted:
+    """A converted file ready to write, or the reason it is not written."""
+
+    write: Callable[[BinaryIO], object]
+    summary: str
+    skipped: str = ""
+
+
 def encode_file(job: EncodeJob) -> Result:
     """Encode one image file into a .vqi file."""
-    return run_safely(job.source, job.target, lambda: _encode(job))
+    return run_safely(job.source, job.target, lambda: _convert(job, _encode))
 
 
-def _encode(job: EncodeJob) -> Result:
+def decode_file(job: DecodeJob) -> Result:
+    """Decode one .vqi file into an image file of the job's format."""
+    return run_safely(job.source, job.target, lambda: _convert(job, _decode))
+
+
+def _convert(job: FileJob, convert: Callable[..., Converted]) -> Result:
+    """Refuse a bad target before the slow part, read, convert, then write atomically."""
     check_output(job.target, job.force)
     with failing_as(ExitStatus.INPUT, "read"):
         stream, input_bytes = read_input(job.source)
-        with stream, Image.open(stream) as image:
-            pixels = image_pixels(image)
+    with stream:
+        converted = convert(job, stream, input_bytes)
+    if converted.skipped:
+        return Result(job.source, job.target, ExitStatus.SKIPPED, converted.skipped, input_bytes)
+    with writing(job.target):
+        written = write_output(job.target, converted.write, job.force)
+    message = f"{converted.summary}, {written:,} bytes"
+    return Result(job.source, job.target, ExitStatus.OK, message, input_bytes, written)
+
+
+def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
+    with failing_as(ExitStatus.INPUT, "read"), Image.open(stream) as image:
+        pixels = image_pixels(image)
     with failing_as(ExitStatus.INPUT, "encode"):
         data = vqformat.encode(pixels, job.colors, method=job.method, compression=job.compression)
     info = vqformat.read_info(data)
     summary = (
         f"{info.width}x{info.height} {info.mode}, {info.colors} colours "
-        f"({info.bits_per_index} bits/index), {len(data):,} bytes, "
+        f"({info.bits_per_index} bits/index), "
         f"{8 * len(data) / (info.width * info.height):.3g} bits/pixel"
     )
+    skipped = ""
     if job.skip_if_larger and len(data) >= input_bytes:
-        message = f"skipped: {len(data):,} bytes is not smaller than the input's {input_bytes:,}"
-        return Result(job.source, job.target, ExitStatus.SKIPPED, message, input_bytes)
-    with writing(job.target):
-        written = write_output(job.target, lambda out: out.write(data), job.force)
-    return Result(job.source, job.target, ExitStatus.OK, summary, input_bytes, written)
+        skipped = f"skipped: {len(data):,} bytes is not smaller than the input's {input_bytes:,}"
+    return Converted(lambda out: out.write(data), summary, skipped)
 
 
-def decode_file(job: DecodeJob) -> Result:
-    """Decode one .vqi file into an image file of the job's format."""
-    return run_safely(job.source, job.target, lambda: _decode(job))
-
-
-def _decode(job: DecodeJob) -> Result:
-    check_output(job.target, job.force)
-    with failing_as(ExitStatus.INPUT, "read"):
-        stream, input_bytes = read_input(job.source)
-    with stream, failing_as(ExitStatus.CORRUPT, "decode"):
+def _decode(job: DecodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
+    with failing_as(ExitStatus.CORRUPT, "decode"):
         image = Image.fromarray(vqformat.decode(stream))
-    with writing(job.target):
-        written = write_output(
-            job.target, lambda out: image.save(out, format=job.image_format), job.force
-        )
-    summary = f"{image.width}x{image.height} {image.mode}, {job.image_format}, {written:,} bytes"
-    return Result(job.source, job.target, ExitStatus.OK, summary, input_bytes, written)
+    summary = f"{image.width}x{image.height} {image.mode}, {job.image_format}"
+    return Converted(lambda out: image.save(out, format=job.image_format), summary)
 
 
 def file_info(source: str) -> dict:
