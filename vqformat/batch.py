@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .jobs import STDIO, ExitStatus, Result, describe
+from .jobs import STDIO, ExitStatus, Result, describe, display_name
 
 Mapper = Callable[[Callable[[Any], Result], Iterable[Any]], Iterable[Result]]
 
@@ -25,11 +25,21 @@ class UsageError(Exception):
 # --- output names ------------------------------------------------------------------------
 
 
-def names_folder(output: str | None, sources: Sequence[str]) -> bool:
-    """Whether ``-o`` names a folder to put outputs in rather than the output file itself."""
+def output_folder(sources: Sequence[str], output: str | None) -> str | None:
+    """The folder ``-o`` names, or None when it names the output file itself (or is absent).
+
+    ``-o`` names a folder if it ends with a separator or is an existing folder; with
+    several inputs it must.
+    """
     if output is None or output == STDIO:
-        return False
-    return output.endswith(("/", os.sep)) or os.path.isdir(output) or len(sources) > 1
+        if output == STDIO and len(sources) > 1:
+            raise UsageError("only one input can be written to standard output")
+        return None
+    if output.endswith(("/", os.sep)) or os.path.isdir(output):
+        return output
+    if len(sources) > 1:
+        raise UsageError(f"with several inputs, -o must name a folder (end it with '/'): {output}")
+    return None
 
 
 def plan_targets(sources: Sequence[str], output: str | None, suffix: str) -> list[str]:
@@ -41,10 +51,7 @@ def plan_targets(sources: Sequence[str], output: str | None, suffix: str) -> lis
     """
     if STDIO in sources and len(sources) > 1:
         raise UsageError("'-' (standard input) cannot be combined with other inputs")
-    folder = output if names_folder(output, sources) else None
-    explicit = folder is not None and (folder.endswith(("/", os.sep)) or os.path.isdir(folder))
-    if len(sources) > 1 and folder is not None and not explicit:
-        raise UsageError(f"with several inputs, -o must name a folder (end it with '/'): {output}")
+    folder = output_folder(sources, output)
     targets = [_target(source, output, folder, suffix) for source in sources]
     _check_distinct(sources, targets)
     return targets
@@ -72,10 +79,17 @@ def _check_distinct(sources: Sequence[str], targets: Sequence[str]) -> None:
             raise UsageError(f"{seen[key]} and {source} would both be written to {target}")
         seen[key] = source
         if source != STDIO and (
-            key == os.path.normcase(os.path.abspath(source))
-            or (os.path.exists(target) and os.path.samefile(source, target))
+            key == os.path.normcase(os.path.abspath(source)) or _same_file(source, target)
         ):
             raise UsageError(f"{source}: the output would replace the input")
+
+
+def _same_file(first: str, second: str) -> bool:
+    """Whether two existing paths are one file (links included); False if either is missing."""
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
 
 
 # --- running -----------------------------------------------------------------------------
@@ -135,8 +149,8 @@ class Reporter:
             print(line, file=sys.stderr)
 
     def result(self, result: Result) -> None:
-        source = "stdin" if result.source == STDIO else result.source
-        target = "stdout" if result.target == STDIO else result.target
+        source = display_name(result.source, "stdin")
+        target = display_name(result.target, "stdout")
         if result.status == ExitStatus.OK:
             if not self.quiet:
                 self.say(f"{source} -> {target}: {result.message}")

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -21,7 +22,7 @@ from .batch import (
     Reporter,
     UsageError,
     local_mapper,
-    names_folder,
+    output_folder,
     overall_status,
     plan_targets,
     run_jobs,
@@ -35,6 +36,7 @@ from .jobs import (
     JobFailure,
     decode_file,
     describe,
+    display_name,
     encode_file,
     file_info,
     output_format,
@@ -100,7 +102,6 @@ def worker_count(text: str) -> int:
 
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     common.add_argument("--debug", action="store_true", help="print tracebacks of errors")
     return common
 
@@ -119,6 +120,7 @@ def _output_options(output_help: str) -> argparse.ArgumentParser:
         default=1,
         help="process N files at once in worker processes (0: one per CPU; default 1)",
     )
+    options.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     return options
 
 
@@ -254,13 +256,12 @@ def run_decode(args: argparse.Namespace) -> int:
 
 
 def _run_batch(work: Callable, jobs: Sequence, args: argparse.Namespace, verb: str) -> int:
-    if names_folder(args.output, args.inputs):
+    folder = output_folder(args.inputs, args.output)
+    if folder is not None:
         try:
-            os.makedirs(args.output, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
         except OSError as error:
-            print(
-                f"vqi: {args.output}: cannot create the folder: {describe(error)}", file=sys.stderr
-            )
+            print(f"vqi: {folder}: cannot create the folder: {describe(error)}", file=sys.stderr)
             return ExitStatus.UNWRITABLE
     reporter = Reporter(len(jobs), verb, quiet=args.quiet, debug=args.debug)
     with local_mapper(args.jobs, len(jobs)) as mapper:
@@ -312,12 +313,9 @@ def run_info(args: argparse.Namespace) -> int:
             entry = file_info(name)
             statuses.append(ExitStatus.OK)
         except JobFailure as failure:
-            shown = "stdin" if name == STDIO else name
             if args.debug:
-                import traceback
-
                 traceback.print_exc()
-            print(f"vqi: {shown}: {failure}", file=sys.stderr)
+            print(f"vqi: {display_name(name, 'stdin')}: {failure}", file=sys.stderr)
             entry = {"file": name, "error": str(failure), "status": int(failure.status)}
             statuses.append(failure.status)
         entries.append(entry)
@@ -344,6 +342,7 @@ def add_demo(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output", metavar="DIR", default="vqi-demo", help="folder (default vqi-demo)"
     )
     parser.add_argument("-f", "--force", action="store_true", help="overwrite earlier results")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
 
 def run_demo(args: argparse.Namespace) -> int:

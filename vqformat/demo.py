@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,6 +232,7 @@ def run(folder: str, *, force: bool = False, quiet: bool = False) -> int:
     except OSError as error:
         print(f"vqi: cannot write {out}: {describe(error)}", file=sys.stderr)
         return ExitStatus.UNWRITABLE
+    started = time.perf_counter()
     say(f"sample images from scikit-learn, written to {out}/")
     say(HEADER)
     trials = []
@@ -248,5 +250,5 @@ def run(folder: str, *, force: bool = False, quiet: bool = False) -> int:
         print(f"vqi: cannot write in {out}: {describe(error)}", file=sys.stderr)
         return ExitStatus.UNWRITABLE
     say(f"raw sizes: china {colour.pixels.nbytes:,} bytes, flower-grey {grey.pixels.nbytes:,}")
-    say(f"contact sheet: {out / SHEET_NAME}")
+    say(f"contact sheet: {out / SHEET_NAME} (done in {time.perf_counter() - started:.1f} s)")
     return ExitStatus.OK

@@ -174,8 +174,13 @@ def check_output(target: str, force: bool) -> None:
 
 _SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 _EIGHT_BIT_MODES = {
-    **{"1": "L", "L": "L", "LA": "LA", "La": "LA"},
-    **{"RGB": "RGB", "RGBA": "RGBA", "RGBa": "RGBA"},
+    "1": "L",
+    "L": "L",
+    "LA": "LA",
+    "La": "LA",
+    "RGB": "RGB",
+    "RGBA": "RGBA",
+    "RGBa": "RGBA",
 }
 
 
@@ -233,11 +238,11 @@ def decode_file(job: DecodeJob) -> Result:
 
 
 def _convert(job: FileJob, convert: Callable[..., Converted]) -> Result:
-    """Refuse a bad target before the slow part, read, convert, then write atomically."""
-    check_output(job.target, job.force)
+    """Open the input, refuse a bad target before the slow part, convert, write atomically."""
     with failing_as(ExitStatus.INPUT, "read"):
         stream, input_bytes = read_input(job.source)
     with stream:
+        check_output(job.target, job.force)
         converted = convert(job, stream, input_bytes)
     if converted.skipped:
         return Result(job.source, job.target, ExitStatus.SKIPPED, converted.skipped, input_bytes)
