@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -344,3 +345,30 @@ def test_readme_documents_every_exit_status():
     readme = (ROOT / "README.md").read_text()
     for status in ExitStatus:
         assert f"| {int(status)} |" in readme, status
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses a Linux pseudo-terminal")
+def test_progress_bar_only_on_a_terminal(photo, tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    second = tmp_path / "second.png"
+    Image.fromarray(few_colour_pixels()[::-1]).save(second)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    with os.fdopen(leader, "rb", buffering=0) as terminal:
+        process = subprocess.Popen(
+            [*COMMAND, "encode", str(photo), str(second), "-o", f"{tmp_path}/bar/"],
+            stderr=follower,
+        )
+        os.close(follower)
+        assert process.wait(timeout=120) == 0
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the terminal is closed
+            while chunk := terminal.read(4096):
+                shown += chunk
+    assert b"0/2" in shown and b"file/s" in shown
+    piped = vqi("encode", photo, second, "-o", f"{tmp_path}/piped/")
+    assert b"file/s" not in piped.stderr
