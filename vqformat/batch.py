@@ -1,7 +1,9 @@
 """Run per-file jobs over many inputs: output names, worker processes, progress and summary.
 
-The runner takes any ``map``-like callable (``map``, ``Executor.map``, or an adapter
-around a cluster client), so how the jobs are spread is independent of what they do.
+The runner takes any ``map``-like callable, ``mapper(work, jobs) -> results in order``:
+the builtin ``map``, ``Executor.map``, or a function that maps over a cluster (a Dask
+client's ``map`` followed by ``gather``), so how the jobs are spread is independent of
+what they do. Jobs and results are small frozen dataclasses, cheap to pickle.
 """
 
 from __future__ import annotations
