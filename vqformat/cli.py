@@ -86,15 +86,22 @@ class Parser(argparse.ArgumentParser):
         self.exit(ExitStatus.USAGE, f"vqi: {message}\n")
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
 def colour_count(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if not 1 <= value <= MAX_COLORS:
         raise argparse.ArgumentTypeError(f"must be in 1..{MAX_COLORS}")
     return value
 
 
 def worker_count(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 (one per CPU) or more")
     return value or os.cpu_count() or 1
