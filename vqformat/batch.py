@@ -166,9 +166,12 @@ class Reporter:
         if self.bar is not None:
             self.bar.update()
 
-    def close(self, results: Sequence[Result]) -> None:
+    def close(self) -> None:
+        """Remove the progress bar, so that later messages start on a clean line."""
         if self.bar is not None:
             self.bar.close()
+
+    def summarize(self, results: Sequence[Result]) -> None:
         if len(results) > 1 and not self.quiet:
             print(summary(results, self.verb), file=sys.stderr)
 
@@ -215,5 +218,7 @@ def run_jobs(
             )
             reporter.result(lost)
             results.append(lost)
-    reporter.close(results)
+    finally:
+        reporter.close()
+    reporter.summarize(results)
     return results
