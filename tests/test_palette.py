@@ -192,3 +192,24 @@ def test_grey_images_get_the_exact_optimum_through_the_codec():
 def test_unknown_method_is_a_clear_error():
     with pytest.raises(VQIError, match="unknown palette method"):
         palette_fitting.fit(np.zeros((4, 3), np.uint8), 2, method="nope")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(20, 50))
+def test_min_psnr_picks_the_smallest_grey_palette(seed, target):
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(rng.normal(128, 30, (300, 1)), 0, 255).astype(np.uint8)
+    table = palette_fitting.color_table(pixels)
+
+    def quality(colors: int) -> float:
+        levels = palette_fitting.fit(pixels, colors)
+        return palette_fitting.psnr(table, levels, palette_fitting.assign(table.colors, levels))
+
+    palette, indices = palette_fitting.quantize(pixels, 64, min_psnr=target)
+    reached = palette_fitting.psnr(table, palette, palette_fitting.assign(table.colors, palette))
+    if quality(64) >= target:
+        assert reached >= target
+        assert len(palette) == 1 or quality(len(palette) - 1) < target
+    else:
+        assert len(palette) == min(64, len(table.colors))
+    assert np.array_equal(palette[indices], palette[palette_fitting.assign(pixels, palette)])

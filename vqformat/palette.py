@@ -227,15 +227,53 @@ def assign(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return result
 
 
+def psnr(table: ColorTable, palette: np.ndarray, indices: np.ndarray) -> float:
+    """PSNR in dB of the pixels a colour table counts, each distinct colour mapped to
+    ``palette[indices]``; infinite when exact."""
+    error = (table.colors.astype(np.float64) - palette[indices]) ** 2
+    mse = float(error.sum(axis=1) @ table.counts) / (table.counts.sum() * table.colors.shape[1])
+    return np.inf if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def _smallest_palette(
+    table: ColorTable, max_colors: int, min_psnr: float, method: str, seed: int
+) -> np.ndarray:
+    """The palette of the fewest colours (at most ``max_colors``) reaching ``min_psnr``,
+    like pngquant's --quality; ``max_colors`` colours if none does.
+
+    A binary search over the palette size, as quality rises with it (strictly for the
+    exact grey optimum, up to k-means' local optima otherwise).
+    """
+    low, high = 1, min(max_colors, len(table.colors))
+    best = _fit_table(table, high, method, seed)
+    while low < high:
+        middle = (low + high) // 2
+        palette = _fit_table(table, middle, method, seed)
+        if psnr(table, palette, assign(table.colors, palette)) >= min_psnr:
+            high, best = middle, palette
+        else:
+            low = middle + 1
+    return best
+
+
 def quantize(
-    pixels: np.ndarray, colors: int, *, method: str = DEFAULT_METHOD, seed: int = 0
+    pixels: np.ndarray,
+    colors: int,
+    *,
+    method: str = DEFAULT_METHOD,
+    seed: int = 0,
+    min_psnr: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Palette and one index per pixel for (N, C) uint8 pixels held in memory.
 
-    Assigns each distinct colour once and spreads the result to the pixels.
+    With ``min_psnr`` the palette is the smallest reaching that PSNR, ``colors`` at
+    most. Assigns each distinct colour once and spreads the result to the pixels.
     """
     table = color_table(pixels)
-    palette = _fit_table(table, colors, method, seed)
+    if min_psnr is None:
+        palette = _fit_table(table, colors, method, seed)
+    else:
+        palette = _smallest_palette(table, colors, min_psnr, method, seed)
     if palette is table.colors:
         return palette, table.inverse.astype(index_dtype(bits_for_colors(len(palette))))
     return palette, assign(table.colors, palette)[table.inverse]
