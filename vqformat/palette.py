@@ -78,8 +78,8 @@ def _to_palette(centers: np.ndarray) -> np.ndarray:
 
 
 def _restarts(colors: int) -> int:
-    """k-means++ restarts on the coarsest histogram: cheap for small palettes, where a
-    single run's local optimum is furthest from the best."""
+    """Independent k-means++ starts: cheap for small palettes, where a single run's
+    local optimum is furthest from the best."""
     return max(1, 64 // colors)
 
 
@@ -94,43 +94,40 @@ def _kmeans(
     return model.cluster_centers_, model.inertia_
 
 
-def _seeded_kmeans(points: np.ndarray, weights: np.ndarray, colors: int, seed: int) -> np.ndarray:
-    """Best of ``_restarts`` greedy k-means++ seeds, each run to convergence.
-
-    Seeding runs in float64, where scikit-learn's distance code needs no upcasting
-    (twice as fast as float32 here); Lloyd iterations run in float32.
-    """
+def _seed(points: np.ndarray, weights: np.ndarray, colors: int, seed: int) -> np.ndarray:
+    """Greedy k-means++ centres, computed in float64, where scikit-learn's distance
+    code needs no upcasting (twice as fast as float32 here)."""
     from sklearn.cluster import kmeans_plusplus
 
-    best, best_inertia = points[:0], np.inf
-    for restart in range(_restarts(colors)):
-        init, _ = kmeans_plusplus(
-            points.astype(np.float64), colors, sample_weight=weights, random_state=seed + restart
-        )
-        centers, inertia = _kmeans(points, weights, init.astype(np.float32), 300, _STAGES[0][1])
-        if inertia < best_inertia:
-            best, best_inertia = centers, inertia
-    return best
+    init, _ = kmeans_plusplus(
+        points.astype(np.float64), colors, sample_weight=weights, random_state=seed
+    )
+    return init.astype(np.float32)
 
 
 def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     """k-means, coarse to fine: seed and converge on a coarse histogram, then continue
-    on finer ones (each start is close, so few iterations), ending on the exact colours."""
+    on finer ones (each start is close, so few iterations), ending on the exact colours.
+    Of several starts, the one with the least final error wins."""
     from threadpoolctl import threadpool_limits
 
     if table.colors.shape[1] == 1:
         return fit_exact_grey(table, colors, seed)
-    exact = table.colors.astype(np.float32), table.counts.astype(np.float64)
-    coarsest = reduced_histogram(table, _STAGES[0][0])
+    exact = (table.colors.astype(np.float32), table.counts.astype(np.float64))
+    stages = [(*reduced_histogram(table, bits), 300, tol) for bits, tol in _STAGES]
+    stages.append((*exact, _REFINE_PASSES, 0.0))
+    if len(stages[0][0]) <= colors:  # too few coarse bins: fit the exact colours
+        stages = [(*exact, 300, 1e-4)]
+    best, least_error = exact[0][:0], np.inf
     # One OpenMP/BLAS thread: these problems are small and threads only contend here.
     with threadpool_limits(1):
-        if len(coarsest[0]) <= colors:  # too few coarse bins: fit the exact colours
-            return _to_palette(_seeded_kmeans(*exact, colors, seed))
-        centers = _seeded_kmeans(*coarsest, colors, seed)
-        for bits, tol in _STAGES[1:]:
-            centers, _ = _kmeans(*reduced_histogram(table, bits), centers, 300, tol)
-        centers, _ = _kmeans(*exact, centers, _REFINE_PASSES, 0.0)
-    return _to_palette(centers)
+        for start in range(_restarts(colors)):
+            centers = _seed(*stages[0][:2], colors, seed + start)
+            for points, weights, max_iter, tol in stages:
+                centers, error = _kmeans(points, weights, centers, max_iter, tol)
+            if error < least_error:
+                best, least_error = centers, error
+    return _to_palette(best)
 
 
 def fit_minibatch(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
