@@ -5,9 +5,12 @@ weighted by their pixel counts, the same objective as k-means on all pixels at a
 fraction of the cost. To converge quickly the fit runs coarse to fine: k-means++ seeding
 and Lloyd iterations on a histogram reduced to 5 bits a channel (each bin standing at
 the mean of its colours), continued on 6- and 7-bit histograms and finished with a
-Lloyd pass on the exact distinct colours. 1-channel data gets the exact minimum-MSE
-palette (``grey``). Assignment is an exact nearest-neighbour search (k-d tree) over the
-distinct colours, spread to the pixels through the colour table.
+Lloyd pass on the exact distinct colours; small palettes keep the best of a few starts.
+1-channel data gets the exact minimum-MSE palette (``grey``). Other methods:
+``minibatch`` (bounded time on huge colour sets), ``uniform`` and ``quantile``
+(KBinsDiscretizer's strategies, a grid of per-channel levels). Assignment is an exact
+nearest-neighbour search (k-d tree) over the distinct colours, spread to the pixels
+through the colour table.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 _STAGES = ((5, 1e-3), (6, 1e-3), (7, 1e-3))
 _REFINE_PASSES = 1  # Lloyd passes on the exact distinct colours after that
 _MINIBATCH_SIZE = 4096
+
+Fitter = Callable[["ColorTable", int, int], np.ndarray]
+"""(colour table, at most this many colours, seed) -> (k, C) uint8 palette."""
 
 
 @dataclass(frozen=True)
@@ -134,11 +140,10 @@ def fit_minibatch(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     """Mini-batch k-means on the weighted distinct colours: memory and time bounded by
     the batch size, for very large images with millions of distinct colours."""
     from sklearn.cluster import MiniBatchKMeans
+    from threadpoolctl import threadpool_limits
 
     if table.colors.shape[1] == 1:
         return fit_exact_grey(table, colors, seed)
-    from threadpoolctl import threadpool_limits
-
     model = MiniBatchKMeans(
         colors, batch_size=_MINIBATCH_SIZE, n_init=1, random_state=seed, max_no_improvement=10
     )
@@ -147,9 +152,7 @@ def fit_minibatch(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     return _to_palette(model.cluster_centers_)
 
 
-def _per_channel(
-    levels: Callable[[np.ndarray, int], np.ndarray],
-) -> Callable[[ColorTable, int, int], np.ndarray]:
+def _per_channel(levels: Callable[[np.ndarray, int], np.ndarray]) -> Fitter:
     """A fitter using ``levels`` per channel: the grid of channel levels, as many per
     channel as fit ``colors`` (KBinsDiscretizer treats each channel as a feature)."""
 
@@ -173,8 +176,6 @@ def fit_exact_grey(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
         raise VQIError("the exact palette is defined for 1-channel data only")
     return grey.optimal_levels(grey.histogram(table.colors[:, 0], table.counts), colors)[:, None]
 
-
-Fitter = Callable[[ColorTable, int, int], np.ndarray]
 
 METHODS: dict[str, Fitter] = {
     "kmeans": fit_kmeans,
