@@ -287,13 +287,19 @@ def quantize(
     *,
     method: str = palette_fitting.DEFAULT_METHOD,
     seed: int = 0,
+    min_psnr: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fit a palette to the pixels and assign each pixel: returns (palette, (H, W) indices)."""
+    """Fit a palette to the pixels and assign each pixel: returns (palette, (H, W) indices).
+
+    With ``min_psnr`` (dB) the palette is the smallest reaching it, ``colors`` at most.
+    """
     array = _as_pixels(pixels)
     colors = _check_colors(colors)
     height, width, channels = array.shape
     flat = np.ascontiguousarray(array).reshape(-1, channels)
-    palette, indices = palette_fitting.quantize(flat, colors, method=method, seed=seed)
+    palette, indices = palette_fitting.quantize(
+        flat, colors, method=method, seed=seed, min_psnr=min_psnr
+    )
     return palette, indices.reshape(height, width)
 
 
@@ -305,13 +311,15 @@ def encode(
     compression: str = compression.DEFAULT_METHOD,
     strip_rows: int | None = None,
     seed: int = 0,
+    min_psnr: float | None = None,
 ) -> bytes:
     """Quantize a uint8 image to at most ``colors`` colours and return the .vqi bytes.
 
     ``method`` chooses how the palette is fitted, ``compression`` how the index
-    stream is stored; the encoder is deterministic for a given ``seed``.
+    stream is stored; the encoder is deterministic for a given ``seed``. ``min_psnr``
+    asks for the smallest palette reaching that PSNR (dB), with ``colors`` the most.
     """
-    palette, indices = quantize(pixels, colors, method=method, seed=seed)
+    palette, indices = quantize(pixels, colors, method=method, seed=seed, min_psnr=min_psnr)
     return encode_indexed(palette, indices, compression_method=compression, strip_rows=strip_rows)
 
 
