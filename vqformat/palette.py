@@ -5,7 +5,8 @@ weighted by their pixel counts, the same objective as k-means on all pixels at a
 fraction of the cost. To converge quickly the fit runs coarse to fine: k-means++ seeding
 and Lloyd iterations on a histogram reduced to 5 bits a channel (each bin standing at
 the mean of its colours), continued on 6- and 7-bit histograms and finished with a
-Lloyd pass on the exact distinct colours; small palettes keep the best of a few starts.
+Lloyd pass on the exact distinct colours; small palettes try a few starts on the
+coarse histograms and refine only the best.
 1-channel data gets the exact minimum-MSE palette (``grey``). Other methods:
 ``minibatch`` (bounded time on huge colour sets), ``uniform`` and ``quantile``
 (KBinsDiscretizer's strategies, a grid of per-channel levels). Assignment is an exact
@@ -30,6 +31,12 @@ _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 # converged from k-means++ seeds, the finer ones only correct it.
 _STAGES = ((5, 1e-3), (6, 1e-3), (7, 1e-3))
 _REFINE_PASSES = 1  # Lloyd passes on the exact distinct colours after that
+_RESTART_STAGES = 2  # stages every start runs; the best start alone runs the rest
+# k-means stages of at least this many points x centres run on _THREADS threads. A fixed
+# count, not the machine's: scikit-learn sums per-thread partial centres, and with two
+# the sum is order-free, so the palette is the same on every machine.
+_PARALLEL_WORK = 1 << 22
+_THREADS = 2
 _MINIBATCH_SIZE = 4096
 
 Fitter = Callable[["ColorTable", int, int], np.ndarray]
@@ -92,11 +99,15 @@ def _restarts(colors: int) -> int:
 def _kmeans(
     points: np.ndarray, weights: np.ndarray, init: np.ndarray, max_iter: int, tol: float
 ) -> tuple[np.ndarray, float]:
-    """Weighted Lloyd iterations from ``init``: (centres, inertia)."""
+    """Weighted Lloyd iterations from ``init``: (centres, inertia). Small problems run
+    on one OpenMP/BLAS thread, where more threads only contend; large ones on two."""
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
+    threads = _THREADS if len(points) * len(init) >= _PARALLEL_WORK else 1
     model = KMeans(len(init), init=init, n_init=1, max_iter=max_iter, tol=tol)
-    model.fit(points, sample_weight=weights)
+    with threadpool_limits(threads):
+        model.fit(points, sample_weight=weights)
     return model.cluster_centers_, model.inertia_
 
 
@@ -104,19 +115,32 @@ def _seed(points: np.ndarray, weights: np.ndarray, colors: int, seed: int) -> np
     """Greedy k-means++ centres, computed in float64, where scikit-learn's distance
     code needs no upcasting (twice as fast as float32 here)."""
     from sklearn.cluster import kmeans_plusplus
+    from threadpoolctl import threadpool_limits
 
-    init, _ = kmeans_plusplus(
-        points.astype(np.float64), colors, sample_weight=weights, random_state=seed
-    )
+    with threadpool_limits(1):
+        init, _ = kmeans_plusplus(
+            points.astype(np.float64), colors, sample_weight=weights, random_state=seed
+        )
     return init.astype(np.float32)
+
+
+Stage = tuple[np.ndarray, np.ndarray, int, float]
+"""(points, weights, max_iter, tol) of one k-means run."""
+
+
+def _run_stages(stages: list[Stage], centers: np.ndarray) -> tuple[np.ndarray, float]:
+    """Continue ``centers`` through the stages in turn: (centres, inertia of the last)."""
+    error = np.inf
+    for points, weights, max_iter, tol in stages:
+        centers, error = _kmeans(points, weights, centers, max_iter, tol)
+    return centers, error
 
 
 def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     """k-means, coarse to fine: seed and converge on a coarse histogram, then continue
     on finer ones (each start is close, so few iterations), ending on the exact colours.
-    Of several starts, the one with the least final error wins."""
-    from threadpoolctl import threadpool_limits
-
+    Several starts run through the cheap coarse stages; only the one with the least
+    error there is refined on the costly fine ones."""
     if table.colors.shape[1] == 1:
         return fit_exact_grey(table, colors, seed)
     exact = (table.colors.astype(np.float32), table.counts.astype(np.float64))
@@ -124,16 +148,13 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     stages.append((*exact, _REFINE_PASSES, 0.0))
     if len(stages[0][0]) <= colors:  # too few coarse bins: fit the exact colours
         stages = [(*exact, 300, 1e-4)]
+    coarse, fine = stages[:_RESTART_STAGES], stages[_RESTART_STAGES:]
     best, least_error = exact[0][:0], np.inf
-    # One OpenMP/BLAS thread: these problems are small and threads only contend here.
-    with threadpool_limits(1):
-        for start in range(_restarts(colors)):
-            centers = _seed(*stages[0][:2], colors, seed + start)
-            for points, weights, max_iter, tol in stages:
-                centers, error = _kmeans(points, weights, centers, max_iter, tol)
-            if error < least_error:
-                best, least_error = centers, error
-    return _to_palette(best)
+    for start in range(_restarts(colors)):
+        centers, error = _run_stages(coarse, _seed(*stages[0][:2], colors, seed + start))
+        if error < least_error:
+            best, least_error = centers, error
+    return _to_palette(_run_stages(fine, best)[0])
 
 
 def fit_minibatch(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
