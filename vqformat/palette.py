@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -96,17 +97,26 @@ def _restarts(colors: int) -> int:
     return max(1, 64 // colors)
 
 
+@cache
+def _thread_pools():
+    """threadpoolctl's view of the loaded OpenMP/BLAS libraries, taken once: building it
+    scans the process's libraries (milliseconds, many times a fit's small stages)."""
+    import sklearn.cluster  # noqa: F401  (loads the OpenMP runtime to be limited)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def _kmeans(
     points: np.ndarray, weights: np.ndarray, init: np.ndarray, max_iter: int, tol: float
 ) -> tuple[np.ndarray, float]:
     """Weighted Lloyd iterations from ``init``: (centres, inertia). Small problems run
     on one OpenMP/BLAS thread, where more threads only contend; large ones on two."""
     from sklearn.cluster import KMeans
-    from threadpoolctl import threadpool_limits
 
     threads = _THREADS if len(points) * len(init) >= _PARALLEL_WORK else 1
     model = KMeans(len(init), init=init, n_init=1, max_iter=max_iter, tol=tol)
-    with threadpool_limits(threads):
+    with _thread_pools().limit(limits=threads):
         model.fit(points, sample_weight=weights)
     return model.cluster_centers_, model.inertia_
 
@@ -115,9 +125,8 @@ def _seed(points: np.ndarray, weights: np.ndarray, colors: int, seed: int) -> np
     """Greedy k-means++ centres, computed in float64, where scikit-learn's distance
     code needs no upcasting (twice as fast as float32 here)."""
     from sklearn.cluster import kmeans_plusplus
-    from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1):
+    with _thread_pools().limit(limits=1):
         init, _ = kmeans_plusplus(
             points.astype(np.float64), colors, sample_weight=weights, random_state=seed
         )
