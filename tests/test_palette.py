@@ -161,17 +161,6 @@ def test_encoding_is_deterministic(method):
     assert vqformat.encode(image, 16, method=method, seed=3) == first
 
 
-def test_parallel_kmeans_is_deterministic_under_any_thread_limit(monkeypatch):
-    from threadpoolctl import threadpool_limits
-
-    monkeypatch.setattr(palette_fitting, "_PARALLEL_WORK", 0)  # every stage threaded
-    pixels = synthetic_photo(64).reshape(-1, 3)
-    first = palette_fitting.fit(pixels, 16, seed=5)
-    with threadpool_limits(1):
-        np.testing.assert_array_equal(palette_fitting.fit(pixels, 16, seed=5), first)
-    np.testing.assert_array_equal(palette_fitting.fit(pixels, 16, seed=5), first)
-
-
 def test_kmeans_quality_on_a_synthetic_photo():
     from sklearn.cluster import KMeans
 

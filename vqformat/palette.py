@@ -33,11 +33,6 @@ _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 _STAGES = ((5, 1e-3), (6, 1e-3), (7, 1e-3))
 _REFINE_PASSES = 1  # Lloyd passes on the exact distinct colours after that
 _RESTART_STAGES = 2  # stages every start runs; the best start alone runs the rest
-# k-means stages of at least this many points x centres run on _THREADS threads. A fixed
-# count, not the machine's: scikit-learn sums per-thread partial centres, and with two
-# the sum is order-free, so the palette is the same on every machine.
-_PARALLEL_WORK = 1 << 22
-_THREADS = 2
 _MINIBATCH_SIZE = 4096
 
 Fitter = Callable[["ColorTable", int, int], np.ndarray]
@@ -100,7 +95,7 @@ def _restarts(colors: int) -> int:
 @cache
 def _thread_pools():
     """threadpoolctl's view of the loaded OpenMP/BLAS libraries, taken once: building it
-    scans the process's libraries (milliseconds, many times a fit's small stages)."""
+    scans the process's libraries, which costs milliseconds a call."""
     import sklearn.cluster  # noqa: F401  (loads the OpenMP runtime to be limited)
     from threadpoolctl import ThreadpoolController
 
@@ -110,14 +105,11 @@ def _thread_pools():
 def _kmeans(
     points: np.ndarray, weights: np.ndarray, init: np.ndarray, max_iter: int, tol: float
 ) -> tuple[np.ndarray, float]:
-    """Weighted Lloyd iterations from ``init``: (centres, inertia). Small problems run
-    on one OpenMP/BLAS thread, where more threads only contend; large ones on two."""
+    """Weighted Lloyd iterations from ``init``: (centres, inertia)."""
     from sklearn.cluster import KMeans
 
-    threads = _THREADS if len(points) * len(init) >= _PARALLEL_WORK else 1
     model = KMeans(len(init), init=init, n_init=1, max_iter=max_iter, tol=tol)
-    with _thread_pools().limit(limits=threads):
-        model.fit(points, sample_weight=weights)
+    model.fit(points, sample_weight=weights)
     return model.cluster_centers_, model.inertia_
 
 
@@ -126,10 +118,9 @@ def _seed(points: np.ndarray, weights: np.ndarray, colors: int, seed: int) -> np
     code needs no upcasting (twice as fast as float32 here)."""
     from sklearn.cluster import kmeans_plusplus
 
-    with _thread_pools().limit(limits=1):
-        init, _ = kmeans_plusplus(
-            points.astype(np.float64), colors, sample_weight=weights, random_state=seed
-        )
+    init, _ = kmeans_plusplus(
+        points.astype(np.float64), colors, sample_weight=weights, random_state=seed
+    )
     return init.astype(np.float32)
 
 
@@ -159,25 +150,28 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
         stages = [(*exact, 300, 1e-4)]
     coarse, fine = stages[:_RESTART_STAGES], stages[_RESTART_STAGES:]
     best, least_error = exact[0][:0], np.inf
-    for start in range(_restarts(colors)):
-        centers, error = _run_stages(coarse, _seed(*stages[0][:2], colors, seed + start))
-        if error < least_error:
-            best, least_error = centers, error
-    return _to_palette(_run_stages(fine, best)[0])
+    # One OpenMP/BLAS thread: these problems are small and threads only contend here
+    # (measured slower on a loaded two-core machine even for k = 256).
+    with _thread_pools().limit(limits=1):
+        for start in range(_restarts(colors)):
+            centers, error = _run_stages(coarse, _seed(*stages[0][:2], colors, seed + start))
+            if error < least_error:
+                best, least_error = centers, error
+        centers, _ = _run_stages(fine, best)
+    return _to_palette(centers)
 
 
 def fit_minibatch(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     """Mini-batch k-means on the weighted distinct colours: memory and time bounded by
     the batch size, for very large images with millions of distinct colours."""
     from sklearn.cluster import MiniBatchKMeans
-    from threadpoolctl import threadpool_limits
 
     if table.colors.shape[1] == 1:
         return fit_exact_grey(table, colors, seed)
     model = MiniBatchKMeans(
         colors, batch_size=_MINIBATCH_SIZE, n_init=1, random_state=seed, max_no_improvement=10
     )
-    with threadpool_limits(1):
+    with _thread_pools().limit(limits=1):
         model.fit(table.colors.astype(np.float32), sample_weight=table.counts)
     return _to_palette(model.cluster_centers_)
 
