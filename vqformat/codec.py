@@ -217,7 +217,8 @@ def decode(
             palette = palette[:, 0]
         pixels = np.empty((len(wanted), header.width, *palette.shape[1:]), dtype=np.uint8)
         for at, strip in _iter_index_strips(reader, wanted):
-            np.take(palette, strip, axis=0, out=pixels[at : at + len(strip)])
+            # indices are checked against the palette: mode='clip' saves a buffered copy
+            np.take(palette, strip, axis=0, out=pixels[at : at + len(strip)], mode="clip")
     return pixels
 
 

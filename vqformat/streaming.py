@@ -71,9 +71,9 @@ class ImageRows:
         for first in range(0, self.height, rows):
             yield first, self.band(first, rows)
 
-    def band_rows(self, pixels: int = BAND_PIXELS) -> int:
-        """Rows per band so that a band holds about ``pixels`` pixels."""
-        return max(1, min(self.height, pixels // self.width))
+    def band_rows(self) -> int:
+        """Rows per band so that a band holds about ``BAND_PIXELS`` pixels."""
+        return max(1, min(self.height, BAND_PIXELS // self.width))
 
 
 def _is_array_like(pixels: Any) -> bool:
