@@ -259,3 +259,13 @@ def test_an_ordinary_image_is_not_a_palette_file():
     data = vqformat.encode_indexed(np.arange(3, dtype=np.uint8), np.array([[0, 2, 1]]))
     with pytest.raises(vqformat.VQIError, match="not a palette file"):
         dataset.read_palette(data)
+
+
+def test_palette_file_bytes_match_the_spec_example():
+    buffer = io.BytesIO()
+    dataset.write_palette(buffer, np.array([[0, 0, 0], [255, 0, 0], [255, 255, 255]], np.uint8))
+    data = buffer.getvalue()
+    assert data[16:36] == bytes.fromhex("01 03 02 00 00000003 00000001 00000003 00000001")
+    assert data[48:57] == bytes.fromhex("000000 ff0000 ffffff")
+    assert data[61:70] == b"\x00\x00\x00\x01IDAT\x18"  # indices 00 01 10, two zero bits
+    assert np.array_equal(dataset.read_palette(data)[1], [255, 0, 0])

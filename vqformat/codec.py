@@ -34,8 +34,9 @@ STRIPS_PER_IMAGE = 64
 """Between those sizes a default strip is 1/64 of the image, so a decoder filling its
 output strip by strip needs little memory beyond the output itself."""
 
-FIT_ALL_PIXELS = 1 << 20
-"""Images up to this many pixels are held in memory and fitted on all their colours."""
+FIT_ALL_PIXELS = 1 << 19
+"""Images up to this many pixels are held in memory and fitted on all their colours
+(photographs up to about 0.5 megapixels; the cost of fitting grows with the colours)."""
 
 FIT_SAMPLE_PIXELS = 1 << 18
 """Larger images are fitted on a uniform sample of this many pixels and then mapped a

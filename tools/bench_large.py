@@ -1,0 +1,162 @@
+"""Time and memory of encoding and decoding large images, read from the OS.
+
+Builds synthetic RGB images (smooth gradients, noise and flat shapes, so that fitting
+a palette is not trivial) as memmapped .npy files in a temporary directory, band by
+band, then encodes and decodes each in a fresh subprocess. For every run it prints
+the wall time, the peak that tracemalloc saw (numpy buffers, not a memmap's pages),
+and the process's peak resident set size from ``os.wait4`` (less that of a process
+that only imports vqformat and scikit-learn), each also as a ratio to the raw bytes
+or decoded output. Timings are noisy on a shared machine: ``--repeat`` takes medians.
+
+    python tools/bench_large.py                      # 4, 16 and 64 MP, then a 1 GB input
+    python tools/bench_large.py --sizes 2048 4096    # square sides to run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+BAND_ROWS = 256
+ONE_GIGABYTE_SIDE = 18480  # 18480 x 18480 x 3 bytes: just over 1 GiB
+
+
+def make_image(path: Path, side: int, seed: int = 0) -> np.memmap:
+    """A side x side RGB memmap, written a band of rows at a time."""
+    image = np.lib.format.open_memmap(path, "w+", np.uint8, (side, side, 3))
+    x = np.linspace(0.0, 1.0, side, dtype=np.float32)
+    for first in range(0, side, BAND_ROWS):
+        y = np.linspace(first / side, min(first + BAND_ROWS, side) / side, BAND_ROWS)
+        y = y[: min(BAND_ROWS, side - first), None].astype(np.float32)
+        rng = np.random.default_rng((seed, first))
+        red = 255 * x[None, :] * (1 - y)
+        green = 255 * (0.5 + 0.5 * np.sin(6 * np.pi * (x[None, :] + y**2)))
+        blue = 255 * y * np.ones_like(x)[None, :]
+        band = np.stack([red, green, blue], axis=-1)
+        band += rng.normal(0, 8, band.shape).astype(np.float32)
+        disc = (x[None, :] - 0.3) ** 2 + (y - 0.6) ** 2 < 0.02
+        band[disc] = (230, 40, 60)
+        band[(np.abs(x[None, :] - 0.75) < 0.05) & (np.abs(y - 0.25) < 0.15)] = (20, 20, 20)
+        image[first : first + len(y)] = np.clip(band, 0, 255).astype(np.uint8)
+    image.flush()
+    return image
+
+
+def child(operation: str, source: str, target: str) -> None:
+    """Run one operation in this process and print its time and tracemalloc peak."""
+    import vqformat  # imported before tracing: module objects are not the codec's memory
+
+    if operation.startswith("baseline"):
+        if operation == "baseline-encode":
+            import sklearn.cluster  # noqa: F401
+        print(json.dumps({"seconds": 0.0, "traced": 0}))
+        return
+    tracemalloc.start()
+    start = time.perf_counter()
+    if operation == "encode":
+        vqformat.save(target, np.load(source, mmap_mode="r"))
+        output = 0
+    elif operation == "decode":
+        output = vqformat.decode(source).nbytes
+    else:  # a band of 1/16 of the rows from the middle
+        height = vqformat.read_info(source).height
+        output = vqformat.decode(source, rows=slice(height // 2, height // 2 + height // 16)).nbytes
+    seconds = time.perf_counter() - start
+    traced = tracemalloc.get_traced_memory()[1]
+    print(json.dumps({"seconds": seconds, "traced": traced, "output": output}))
+
+
+def run_child(operation: str, source: Path | str = "", target: Path | str = "") -> dict:
+    """Run ``child`` in a subprocess; add its peak resident set size (bytes) from wait4."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--child", operation, str(source), str(target)],
+        stdout=subprocess.PIPE,
+    )
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(f"{operation} of {source} failed")
+    result = json.loads(out)
+    result["rss"] = usage.ru_maxrss * 1024
+    return result
+
+
+def median_run(repeat: int, *args) -> dict:
+    runs = [run_child(*args) for _ in range(repeat)]
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def megabytes(size: float) -> str:
+    return f"{size / 1e6:8.1f}"
+
+
+def measure(side: int, folder: Path, repeat: int, baseline: dict[str, int]) -> dict:
+    source = folder / f"{side}.npy"
+    make_image(source, side)
+    raw = side * side * 3
+    target = folder / f"{side}.vqi"
+    encode = median_run(repeat, "encode", source, target)
+    decode = median_run(repeat, "decode", target)
+    band = median_run(repeat, "band", target)
+    source.unlink()
+    size = target.stat().st_size
+    target.unlink()
+    print(
+        f"{side * side / 1e6:6.0f} {megabytes(raw)} {encode['seconds']:8.1f} "
+        f"{megabytes(encode['traced'])} {megabytes(encode['rss'] - baseline['encode'])} "
+        f"{(encode['rss'] - baseline['encode']) / raw:7.3f} {decode['seconds']:8.2f} "
+        f"{decode['traced'] / decode['output']:8.3f} "
+        f"{(decode['rss'] - baseline['decode']) / raw:8.3f} "
+        f"{band['seconds'] / decode['seconds']:9.3f} {megabytes(size)}",
+        flush=True,
+    )
+    return {"encode": encode["seconds"], "traced": encode["traced"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096, 8192])
+    parser.add_argument("--gigabyte", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    baseline = {
+        operation: median_run(args.repeat, f"baseline-{operation}")["rss"]
+        for operation in ("encode", "decode")
+    }
+    print(
+        f"baseline RSS: {baseline['encode'] / 1e6:.1f} MB importing vqformat and scikit-learn "
+        f"(subtracted from encode RSS), {baseline['decode'] / 1e6:.1f} MB vqformat alone (decode)"
+    )
+    print(
+        "    MP   raw MB    enc s  enc tm MB enc RSS+ RSS+/raw    dec s dec tm/out "
+        "RSS+/raw band/full  file MB"
+    )
+    sides = args.sizes + ([ONE_GIGABYTE_SIDE] if args.gigabyte else [])
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for side in sides:
+            results[side] = measure(side, Path(folder), args.repeat, baseline)
+    if 4096 in results and 8192 in results:
+        ratio = results[8192]["encode"] / results[4096]["encode"]
+        print(f"encode time 64 MP / 16 MP: {ratio:.2f} (linear: 4.00)")
+    peaks = ", ".join(f"{side}^2: {results[side]['traced'] / 1e6:.1f} MB" for side in results)
+    print(f"encode tracemalloc peaks: {peaks}")
+
+
+if __name__ == "__main__":
+    main()
