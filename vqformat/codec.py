@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 from collections.abc import Callable, Iterator
@@ -363,13 +364,12 @@ class _Plan:
 
 def _plan_image(
     pixels: Any,
-    colors: int = 256,
-    *,
-    method: str = palette_fitting.DEFAULT_METHOD,
-    compression: str = compression.DEFAULT_METHOD,
-    strip_rows: int | None = None,
-    seed: int = 0,
-    palette: np.ndarray | None = None,
+    colors: int,
+    method: str,
+    compression: str,
+    strip_rows: int | None,
+    seed: int,
+    palette: np.ndarray | None,
 ) -> _Plan:
     """Validate the options, then choose the palette and how each strip gets its indices."""
     image = ImageRows.of(pixels)
@@ -409,16 +409,7 @@ def encode(
     unused). The encoder is deterministic for a given ``seed``.
     """
     out = io.BytesIO()
-    save(
-        out,
-        pixels,
-        colors=colors,
-        method=method,
-        compression=compression,
-        strip_rows=strip_rows,
-        seed=seed,
-        palette=palette,
-    )
+    _plan_image(pixels, colors, method, compression, strip_rows, seed, palette).write(out)
     return out.getvalue()
 
 
@@ -430,7 +421,9 @@ def save(file: str | os.PathLike | BinaryIO, pixels: Any, **options) -> None:
     option checked before anything is written, and a path that cannot be completed
     is removed.
     """
-    write_to(file, _plan_image(pixels, **options).write)
+    arguments = inspect.signature(encode).bind(pixels, **options)
+    arguments.apply_defaults()
+    write_to(file, _plan_image(**arguments.arguments).write)
 
 
 def write_to(file: str | os.PathLike | BinaryIO, write: Callable[[BinaryIO], None]) -> None:
