@@ -150,6 +150,8 @@ def test_row_range_decodes_only_the_strips_it_needs(monkeypatch):
     assert len(decoded) == 2  # strips 2 and 3, none before, nothing read after
     with pytest.raises(vqformat.VQIError):
         vqformat.decode(data[: len(data) // 2])
+    with pytest.raises(vqformat.VQIError, match="ends"):
+        vqformat.decode(data[:-12], rows=slice(95, 100))  # the last strip: IEND is checked
 
 
 @pytest.mark.parametrize("rows", [slice(None, None, -1), slice(0, 5, -2)])

@@ -111,19 +111,32 @@ def _decode_strip(codec: compression.StripCodec, header: Header, strip: int, pay
     return indices
 
 
-def _iter_index_strips(reader: Reader, wanted: range) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (output row, indices of the wanted rows) for each strip holding wanted rows.
-
-    Strips before the wanted rows are read (their CRC checked) but not decoded, and
-    reading stops after the last strip needed, so a band of a large file costs only
-    its own strips (§6 of the spec: every method compresses strips independently).
-    """
+def _strip_payloads(reader: Reader) -> Iterator[bytes]:
+    """Each strip's IDAT payload; a length above the method's bound is rejected unread."""
     header = reader.header
     codec = compression.codec_by_code(header.compression)
     width, bits = header.width, header.bits_per_index
-    bound = lambda rows: codec.max_payload(rows, width, bits)  # noqa: E731
-    last_strip = (wanted[-1] // header.strip_rows) if wanted else -1
-    for strip, payload in enumerate(reader.iter_strips(bound)):
+    return reader.iter_strips(lambda rows: codec.max_payload(rows, width, bits))
+
+
+def iter_index_strips(
+    reader: Reader, wanted: range | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (output row, indices of the wanted rows) for each strip holding wanted rows.
+
+    ``reader`` must have read the palette; ``wanted`` (a range of step >= 1) defaults
+    to every row, when the output row is the strip's first row. Only one strip is held
+    at a time, so callers that place strips into their own buffer bound memory. Strips
+    before the wanted rows are read (their CRC checked) but not decoded, and reading
+    stops after the last strip needed (spec §6.1).
+    """
+    header = reader.header
+    wanted = range(header.height) if wanted is None else wanted
+    codec = compression.codec_by_code(header.compression)
+    if not wanted:
+        return
+    last_needed = wanted[-1] // header.strip_rows
+    for strip, payload in enumerate(_strip_payloads(reader)):
         first, rows = header.strip_span(strip)
         start = _first_at_or_after(wanted, first)
         stop = _first_at_or_after(wanted, first + rows)
@@ -131,8 +144,8 @@ def _iter_index_strips(reader: Reader, wanted: range) -> Iterator[tuple[int, np.
             indices = _decode_strip(codec, header, strip, payload)
             low, high = wanted[start] - first, wanted[stop - 1] - first + 1
             yield start, indices[low : high : wanted.step]
-        if strip == last_strip:
-            return
+        if strip == last_needed < header.strip_count - 1:
+            return  # the rest is not needed; a full decode goes on to check IEND
 
 
 def _first_at_or_after(wanted: range, row: int) -> int:
@@ -193,7 +206,7 @@ def decode_indexed(
         header = reader.header
         palette = _palette_array(reader)
         indices = np.empty((len(wanted), header.width), dtype=index_dtype(header.bits_per_index))
-        for at, strip in _iter_index_strips(reader, wanted):
+        for at, strip in iter_index_strips(reader, wanted):
             indices[at : at + len(strip)] = strip
     return palette, indices
 
@@ -218,10 +231,25 @@ def decode(
         if header.channels == 1:
             palette = palette[:, 0]
         pixels = np.empty((len(wanted), header.width, *palette.shape[1:]), dtype=np.uint8)
-        for at, strip in _iter_index_strips(reader, wanted):
+        for at, strip in iter_index_strips(reader, wanted):
             # indices are checked against the palette: mode='clip' saves a buffered copy
             np.take(palette, strip, axis=0, out=pixels[at : at + len(strip)], mode="clip")
     return pixels
+
+
+def verify(source: Source) -> VQIInfo:
+    """Check a file's structure and every chunk's CRC without decompressing any strip.
+
+    Much cheaper than decoding: it finds truncation and damage in transit. A strip
+    whose CRC matches but whose content is malformed is found only by decoding.
+    """
+    with _binary_stream(source) as stream:
+        reader = Reader(stream)
+        info = _info(reader.header)
+        reader.read_palette()
+        for _ in _strip_payloads(reader):
+            pass
+    return info
 
 
 # --- writing ---------------------------------------------------------------
@@ -454,8 +482,10 @@ __all__ = [
     "decode_indexed",
     "encode",
     "encode_indexed",
+    "iter_index_strips",
     "quantize",
     "read_info",
     "save",
+    "verify",
     "write_indexed",
 ]
