@@ -35,8 +35,7 @@ def as_memmap(tmp_path, pixels, name="image.npy"):
 @pytest.fixture
 def sampled(monkeypatch):
     """Send small images down the large-image path, with bands of a few rows."""
-    monkeypatch.setattr(codec, "FIT_ALL_PIXELS", 1000)
-    monkeypatch.setattr(codec, "FIT_SAMPLE_PIXELS", 4096)
+    monkeypatch.setattr(codec, "FIT_PIXELS", 2000)
     monkeypatch.setattr(streaming, "BAND_PIXELS", 2000)
 
 
@@ -180,7 +179,7 @@ def traced_peak(function, *args, **kwargs):
 
 
 def test_encode_memory_is_bounded_by_strips_not_the_image(tmp_path, monkeypatch):
-    monkeypatch.setattr(codec, "FIT_SAMPLE_PIXELS", 1 << 14)
+    monkeypatch.setattr(codec, "FIT_PIXELS", 1 << 14)
     small = as_memmap(tmp_path, gradient(1500, 1000, channels=1), "small.npy")
     large = as_memmap(tmp_path, gradient(6000, 1000, channels=1), "large.npy")
     options = dict(colors=16, strip_rows=16)

@@ -4,9 +4,11 @@ Builds synthetic RGB images (smooth gradients, noise and flat shapes, so that fi
 a palette is not trivial) as memmapped .npy files in a temporary directory, band by
 band, then encodes and decodes each in a fresh subprocess. For every run it prints
 the wall time, the peak that tracemalloc saw (numpy buffers, not a memmap's pages),
-and the process's peak resident set size from ``os.wait4`` (less that of a process
-that only imports vqformat and scikit-learn), each also as a ratio to the raw bytes
-or decoded output. Timings are noisy on a shared machine: ``--repeat`` takes medians.
+and the process's peak resident set size from the OS (``VmHWM`` in /proc/self/status,
+Linux; less that of a process that only imports what the operation needs), each also
+as a ratio to the raw bytes or decoded output. (``wait4``'s ``ru_maxrss`` would do
+too, but Linux carries the parent's peak into a child across vfork and exec.)
+Timings are noisy on a shared machine: ``--repeat`` takes medians.
 
     python tools/bench_large.py                      # 4, 16 and 64 MP, then a 1 GB input
     python tools/bench_large.py --sizes 2048 4096    # square sides to run
@@ -16,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -63,10 +65,21 @@ def child(operation: str, source: str, target: str, traced: str) -> None:
     if operation.startswith("baseline"):
         if operation == "baseline-encode":
             import sklearn.cluster  # noqa: F401
-        print(json.dumps({"seconds": 0.0, "traced": 0}))
+        print(
+            json.dumps(
+                {
+                    "seconds": 0.0,
+                    "traced": 0,
+                    "rss": status_bytes("VmHWM"),
+                    "anon": status_bytes("RssAnon"),
+                }
+            )
+        )
         return
     if traced == "traced":
         tracemalloc.start()
+    anonymous = AnonymousPeak()
+    anonymous.start()
     start = time.perf_counter()
     if operation == "encode":
         vqformat.save(target, np.load(source, mmap_mode="r"))
@@ -77,26 +90,49 @@ def child(operation: str, source: str, target: str, traced: str) -> None:
         height = vqformat.read_info(source).height
         output = vqformat.decode(source, rows=slice(height // 2, height // 2 + height // 16)).nbytes
     seconds = time.perf_counter() - start
-    traced = tracemalloc.get_traced_memory()[1]
-    print(json.dumps({"seconds": seconds, "traced": traced, "output": output}))
+    result = {"seconds": seconds, "traced": tracemalloc.get_traced_memory()[1], "output": output}
+    result.update(rss=status_bytes("VmHWM"), anon=anonymous.stop())
+    print(json.dumps(result))
+
+
+def status_bytes(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (Linux), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise SystemExit(f"no {field} in /proc/self/status: this tool needs Linux")
+
+
+class AnonymousPeak(threading.Thread):
+    """Polls RssAnon: resident memory that is not file pages (a memmap's pages are).
+
+    The kernel keeps no peak of it, so this samples every few milliseconds.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = status_bytes("RssAnon")
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.005):
+            self.peak = max(self.peak, status_bytes("RssAnon"))
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join()
+        return max(self.peak, status_bytes("RssAnon"))
 
 
 def run_child(
     operation: str, source: Path | str = "", target: Path | str = "", traced: str = "untraced"
 ) -> dict:
-    """Run ``child`` in a subprocess; add its peak resident set size (bytes) from wait4."""
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--child", operation, str(source), str(target), traced],
-        stdout=subprocess.PIPE,
-    )
-    out = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
+    """Run ``child`` in a fresh interpreter and return what it measured."""
+    command = [sys.executable, __file__, "--child", operation, str(source), str(target), traced]
+    completed = subprocess.run(command, stdout=subprocess.PIPE, check=False)
+    if completed.returncode:
         raise SystemExit(f"{operation} of {source} failed")
-    result = json.loads(out)
-    result["rss"] = usage.ru_maxrss * 1024
-    return result
+    return json.loads(completed.stdout)
 
 
 def median_run(repeat: int, *args) -> dict:
@@ -108,7 +144,14 @@ def megabytes(size: float) -> str:
     return f"{size / 1e6:8.1f}"
 
 
-def measure(side: int, folder: Path, repeat: int, baseline: dict[str, int]) -> dict:
+COLUMNS = (
+    "    MP   raw MB |    enc s  tm MB  anon+ MB  RSS+ MB |"
+    "    dec s  tm/out anon+/out RSS+/out | band/full  file MB"
+)
+
+
+def measure(side: int, folder: Path, repeat: int, baseline: dict[str, dict]) -> dict:
+    """Encode, decode and band-decode one synthetic image; print one row of the table."""
     source = folder / f"{side}.npy"
     make_image(source, side)
     raw = side * side * 3
@@ -121,12 +164,17 @@ def measure(side: int, folder: Path, repeat: int, baseline: dict[str, int]) -> d
     source.unlink()
     size = target.stat().st_size
     target.unlink()
+    added = {
+        operation: {key: result[key] - baseline[operation][key] for key in ("anon", "rss")}
+        for operation, result in (("encode", encode), ("decode", decode))
+    }
+    output = decode["output"]
     print(
-        f"{side * side / 1e6:6.0f} {megabytes(raw)} {encode['seconds']:8.1f} "
-        f"{megabytes(encode['traced'])} {megabytes(encode['rss'] - baseline['encode'])} "
-        f"{(encode['rss'] - baseline['encode']) / raw:7.3f} {decode['seconds']:8.2f} "
-        f"{decode['traced'] / decode['output']:8.3f} "
-        f"{(decode['rss'] - baseline['decode']) / raw:8.3f} "
+        f"{side * side / 1e6:6.0f} {megabytes(raw)} | {encode['seconds']:8.1f} "
+        f"{megabytes(encode['traced'])[2:]} {megabytes(added['encode']['anon'])}  "
+        f"{megabytes(added['encode']['rss'])} | {decode['seconds']:8.2f} "
+        f"{decode['traced'] / output:7.3f} {added['decode']['anon'] / output:9.3f} "
+        f"{added['decode']['rss'] / output:8.3f} | "
         f"{band['seconds'] / decode['seconds']:9.3f} {megabytes(size)}",
         flush=True,
     )
@@ -144,17 +192,16 @@ def main() -> None:
         child(*args.child)
         return
     baseline = {
-        operation: median_run(args.repeat, f"baseline-{operation}")["rss"]
+        operation: median_run(args.repeat, f"baseline-{operation}")
         for operation in ("encode", "decode")
     }
     print(
-        f"baseline RSS: {baseline['encode'] / 1e6:.1f} MB importing vqformat and scikit-learn "
-        f"(subtracted from encode RSS), {baseline['decode'] / 1e6:.1f} MB vqformat alone (decode)"
+        f"baseline RSS {baseline['encode']['rss'] / 1e6:.1f} MB importing vqformat and "
+        f"scikit-learn, {baseline['decode']['rss'] / 1e6:.1f} MB vqformat alone: subtracted "
+        "(+) from encode and decode figures.\ntm = tracemalloc peak; anon = peak RssAnon "
+        "(sampled); RSS = VmHWM, which counts the memmap's file pages read by encode."
     )
-    print(
-        "    MP   raw MB    enc s  enc tm MB enc RSS+ RSS+/raw    dec s dec tm/out "
-        "RSS+/raw band/full  file MB"
-    )
+    print(COLUMNS)
     sides = args.sizes + ([ONE_GIGABYTE_SIDE] if args.gigabyte else [])
     results = {}
     with tempfile.TemporaryDirectory() as folder:

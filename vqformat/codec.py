@@ -35,13 +35,11 @@ STRIPS_PER_IMAGE = 64
 """Between those sizes a default strip is 1/64 of the image, so a decoder filling its
 output strip by strip needs little memory beyond the output itself."""
 
-FIT_ALL_PIXELS = 1 << 19
-"""Images up to this many pixels are held in memory and fitted on all their colours
-(photographs up to about 0.5 megapixels; the cost of fitting grows with the colours)."""
-
-FIT_SAMPLE_PIXELS = 1 << 18
-"""Larger images are fitted on a uniform sample of this many pixels and then mapped a
-strip at a time, so encoding memory is bounded whatever the image size."""
+FIT_PIXELS = 1 << 18
+"""The palette is fitted on at most this many pixels: all of an image that has no more
+(as ``quantize`` does), else a uniform sample of this size, the image then being mapped
+a strip at a time. Fitting costs memory and time with the distinct colours it sees, so
+this bounds the encoder's memory whatever the image size."""
 
 
 @dataclass(frozen=True)
@@ -370,7 +368,7 @@ def _fit_sample(image: ImageRows, colors: int, method: str, seed: int) -> np.nda
     When the sample shows few colours the image is scanned (band by band, stopping
     early) so that an image of at most ``colors`` colours keeps them all exactly.
     """
-    sample = sample_pixels(image, FIT_SAMPLE_PIXELS, seed)
+    sample = sample_pixels(image, FIT_PIXELS, seed)
     if ColorSet(image.channels, colors).add(sample):
         exact = distinct_colors(image, colors)
         if exact is not None:
@@ -403,7 +401,7 @@ def _plan_image(
     image = ImageRows.of(pixels)
     colors = _check_colors(colors)
     layout = _Layout.of(image.height, image.width, compression, strip_rows)
-    if palette is None and image.pixel_count <= FIT_ALL_PIXELS:
+    if palette is None and image.pixel_count <= FIT_PIXELS:
         fitted, indices = quantize(image.source, colors, method=method, seed=seed)
         return _Plan(layout, fitted, lambda first, rows: indices[first : first + rows])
     if palette is None:
@@ -430,7 +428,7 @@ def encode(
     """Quantize a uint8 image to at most ``colors`` colours and return the .vqi bytes.
 
     ``pixels`` may be any array-like with ``shape``, ``dtype`` and row slicing, such as
-    a ``numpy.memmap``: images over ``FIT_ALL_PIXELS`` are fitted on a bounded sample
+    a ``numpy.memmap``: images over ``FIT_PIXELS`` are fitted on a bounded sample
     and read a strip at a time. ``method`` chooses how the palette is fitted,
     ``compression`` how the index stream is stored; ``palette`` (k, C) skips fitting
     and maps every pixel to its nearest entry (``colors`` and ``method`` are then
