@@ -270,3 +270,21 @@ def test_palette_file_bytes_match_the_spec_example():
     assert data[48:57] == bytes.fromhex("000000 ff0000 ffffff")
     assert data[61:70] == b"\x00\x00\x00\x01IDAT\x18"  # indices 00 01 10, two zero bits
     assert np.array_equal(dataset.read_palette(data)[1], [255, 0, 0])
+
+
+def test_a_path_whose_writing_fails_is_removed(tmp_path, monkeypatch):
+    calls = []
+
+    def failing(self, pixels):
+        calls.append(len(pixels))
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return np.zeros(len(pixels), np.uint8)
+
+    monkeypatch.setattr(streaming.StripAssigner, "__call__", failing)
+    with pytest.raises(vqformat.VQIError, match="No space left"):
+        vqformat.save(
+            tmp_path / "a.vqi", gradient(20, 10), palette=np.zeros((1, 3), np.uint8), strip_rows=5
+        )
+    assert len(calls) == 2
+    assert not (tmp_path / "a.vqi").exists()
