@@ -63,3 +63,10 @@ def test_a_clear_error_without_dask(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(vqformat.VQIError, match=r"vqformat\[dask\]"):
         distributed.encode_batch(images(1), address="tcp://127.0.0.1:1")
+
+
+def test_the_cluster_mapper_yields_results_in_order(address):
+    with distributed.cluster_mapper(address) as mapper:
+        results = mapper(vqformat.encode, images())
+        assert next(results) == vqformat.encode(images()[0])
+        assert list(results) == [vqformat.encode(image) for image in images()[1:]]
