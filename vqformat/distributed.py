@@ -3,8 +3,8 @@
 Scheduling, data transfer and failure handling belong to ``dask.distributed``; this
 module only maps a job over items on a cluster whose address the user gives, through
 the same ``mapper(job, items)`` shape as the builtin ``map`` or ``Executor.map``, so a
-batch runner can take either. Install
-with the ``dask`` extra (``pip install 'vqformat[dask]'``).
+batch runner can take either. Install with the ``dask`` extra
+(``pip install 'vqformat[dask]'``).
 """
 
 from __future__ import annotations
