@@ -70,3 +70,24 @@ def test_the_cluster_mapper_yields_results_in_order(address):
         results = mapper(vqformat.encode, images())
         assert next(results) == vqformat.encode(images()[0])
         assert list(results) == [vqformat.encode(image) for image in images()[1:]]
+
+
+def test_cli_encode_on_a_cluster_writes_the_local_bytes(tmp_path):
+    from dask.distributed import LocalCluster
+    from PIL import Image
+
+    from vqformat.cli import main
+
+    inputs = []
+    for number, image in enumerate(images(3)):
+        inputs.append(str(tmp_path / f"{number}.png"))
+        Image.fromarray(image).save(inputs[-1])
+    with LocalCluster(
+        n_workers=1, processes=False, protocol="tcp", dashboard_address=None
+    ) as cluster:
+        remote = ["encode", "-q", "-k", "8", "--dask", cluster.scheduler_address]
+        assert main([*remote, *inputs, "-o", f"{tmp_path}/remote/"]) == 0
+    assert main(["encode", "-q", "-k", "8", *inputs, "-o", f"{tmp_path}/local/"]) == 0
+    for number in range(3):
+        local = (tmp_path / "local" / f"{number}.vqi").read_bytes()
+        assert (tmp_path / "remote" / f"{number}.vqi").read_bytes() == local

@@ -54,8 +54,8 @@ def _samples(images: Iterable[Any], count: int, seed: int) -> Iterator[np.ndarra
             channels = image.channels
         elif image.channels != channels:
             raise VQIError(
-                f"image {number} has {image.channels} channels, the first had {channels}: "
-                f"convert the collection to one mode first"
+                f"image {number + 1} has {image.channels} channels but image 1 has "
+                f"{channels}: convert the collection to one mode first"
             )
         sample = sample_pixels(image, count, (seed, number))
         yield np.random.default_rng((seed, number)).permutation(sample)

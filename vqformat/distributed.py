@@ -42,7 +42,11 @@ def cluster_mapper(address: str) -> Iterator[Mapper]:
     one) and importable on the workers. The connection closes when the block ends.
     """
     client_class = _client_class()
-    with client_class(address, set_as_default=False) as client:
+    try:
+        client = client_class(address, set_as_default=False)
+    except OSError as error:  # includes timeouts
+        raise VQIError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+    with client:
 
         def mapper(job: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[Result]:
             for future in client.map(job, list(items), pure=False):
