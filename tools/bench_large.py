@@ -76,6 +76,8 @@ def child(operation: str, source: str, target: str, traced: str) -> None:
             )
         )
         return
+    if operation == "map":  # the palette of an encoded file, to encode again without fitting
+        palette = vqformat.decode_indexed(target, rows=slice(0, 0))[0]
     if traced == "traced":
         tracemalloc.start()
     anonymous = AnonymousPeak()
@@ -83,6 +85,9 @@ def child(operation: str, source: str, target: str, traced: str) -> None:
     start = time.perf_counter()
     if operation == "encode":
         vqformat.save(target, np.load(source, mmap_mode="r"))
+        output = 0
+    elif operation == "map":
+        vqformat.save(f"{target}.map", np.load(source, mmap_mode="r"), palette=palette)
         output = 0
     elif operation == "decode":
         output = vqformat.decode(source).nbytes
@@ -145,7 +150,7 @@ def megabytes(size: float) -> str:
 
 
 COLUMNS = (
-    "    MP   raw MB |    enc s  tm MB  anon+ MB  RSS+ MB |"
+    "    MP   raw MB |    enc s    map s  tm MB  anon+ MB  RSS+ MB |"
     "    dec s  tm/out anon+/out RSS+/out | band/full  file MB"
 )
 
@@ -158,6 +163,8 @@ def measure(side: int, folder: Path, repeat: int, baseline: dict[str, dict]) -> 
     target = folder / f"{side}.vqi"
     encode = median_run(repeat, "encode", source, target)
     encode["traced"] = run_child("encode", source, target, "traced")["traced"]
+    mapping = median_run(repeat, "map", source, target)
+    Path(f"{target}.map").unlink()
     decode = median_run(repeat, "decode", target)
     decode["traced"] = run_child("decode", target, "", "traced")["traced"]
     band = median_run(repeat, "band", target)
@@ -171,14 +178,15 @@ def measure(side: int, folder: Path, repeat: int, baseline: dict[str, dict]) -> 
     output = decode["output"]
     print(
         f"{side * side / 1e6:6.0f} {megabytes(raw)} | {encode['seconds']:8.1f} "
-        f"{megabytes(encode['traced'])[2:]} {megabytes(added['encode']['anon'])}  "
+        f"{mapping['seconds']:8.1f} {megabytes(encode['traced'])[2:]} "
+        f"{megabytes(added['encode']['anon'])}  "
         f"{megabytes(added['encode']['rss'])} | {decode['seconds']:8.2f} "
         f"{decode['traced'] / output:7.3f} {added['decode']['anon'] / output:9.3f} "
         f"{added['decode']['rss'] / output:8.3f} | "
         f"{band['seconds'] / decode['seconds']:9.3f} {megabytes(size)}",
         flush=True,
     )
-    return {"encode": encode["seconds"], "traced": encode["traced"]}
+    return {"encode": encode["seconds"], "map": mapping["seconds"], "traced": encode["traced"]}
 
 
 def main() -> None:
@@ -198,8 +206,9 @@ def main() -> None:
     print(
         f"baseline RSS {baseline['encode']['rss'] / 1e6:.1f} MB importing vqformat and "
         f"scikit-learn, {baseline['decode']['rss'] / 1e6:.1f} MB vqformat alone: subtracted "
-        "(+) from encode and decode figures.\ntm = tracemalloc peak; anon = peak RssAnon "
-        "(sampled); RSS = VmHWM, which counts the memmap's file pages read by encode."
+        "(+) from encode and decode figures.\nmap = encode with the palette given (no fit); "
+        "tm = tracemalloc peak; anon = peak RssAnon (sampled); RSS = VmHWM, which counts "
+        "the memmap's file pages read by encode."
     )
     print(COLUMNS)
     sides = args.sizes + ([ONE_GIGABYTE_SIDE] if args.gigabyte else [])
@@ -208,8 +217,9 @@ def main() -> None:
         for side in sides:
             results[side] = measure(side, Path(folder), args.repeat, baseline)
     if 4096 in results and 8192 in results:
-        ratio = results[8192]["encode"] / results[4096]["encode"]
-        print(f"encode time 64 MP / 16 MP: {ratio:.2f} (linear: 4.00)")
+        for key, what in (("encode", "encode"), ("map", "encode with a given palette")):
+            ratio = results[8192][key] / results[4096][key]
+            print(f"{what} time, 64 MP / 16 MP: {ratio:.2f} (linear: 4.00)")
     peaks = ", ".join(f"{side}^2: {results[side]['traced'] / 1e6:.1f} MB" for side in results)
     print(f"encode tracemalloc peaks: {peaks}")
 

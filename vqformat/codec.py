@@ -36,10 +36,10 @@ STRIPS_PER_IMAGE = 64
 output strip by strip needs little memory beyond the output itself."""
 
 FIT_PIXELS = 1 << 18
-"""The palette is fitted on at most this many pixels: all of an image that has no more
-(as ``quantize`` does), else a uniform sample of this size, the image then being mapped
-a strip at a time. Fitting costs memory and time with the distinct colours it sees, so
-this bounds the encoder's memory whatever the image size."""
+"""The palette is fitted on at most this many pixels: all of an image that has no more,
+else a uniform sample of this size. Fitting costs memory and time with the distinct
+colours it sees, so this bounds the encoder's memory whatever the image size; pixels
+are then mapped to the palette a strip at a time."""
 
 
 @dataclass(frozen=True)
@@ -362,14 +362,15 @@ def quantize(
     return palette, indices.reshape(image.height, image.width)
 
 
-def _fit_sample(image: ImageRows, colors: int, method: str, seed: int) -> np.ndarray:
-    """A palette for an image too large to fit whole, from a bounded uniform sample.
+def _fit(image: ImageRows, colors: int, method: str, seed: int) -> np.ndarray:
+    """A palette fitted on every pixel of an image of at most ``FIT_PIXELS``, else on a
+    uniform sample of that many.
 
-    When the sample shows few colours the image is scanned (band by band, stopping
+    When a sample shows few colours the image is scanned (band by band, stopping
     early) so that an image of at most ``colors`` colours keeps them all exactly.
     """
     sample = sample_pixels(image, FIT_PIXELS, seed)
-    if ColorSet(image.channels, colors).add(sample):
+    if len(sample) < image.pixel_count and ColorSet(image.channels, colors).add(sample):
         exact = distinct_colors(image, colors)
         if exact is not None:
             return exact
@@ -401,11 +402,8 @@ def _plan_image(
     image = ImageRows.of(pixels)
     colors = _check_colors(colors)
     layout = _Layout.of(image.height, image.width, compression, strip_rows)
-    if palette is None and image.pixel_count <= FIT_PIXELS:
-        fitted, indices = quantize(image.source, colors, method=method, seed=seed)
-        return _Plan(layout, fitted, lambda first, rows: indices[first : first + rows])
     if palette is None:
-        palette = _fit_sample(image, colors, method, seed)
+        palette = _fit(image, colors, method, seed)
     palette = _as_palette(palette)
     if palette.shape[1] != image.channels:
         raise VQIError(
@@ -428,8 +426,8 @@ def encode(
     """Quantize a uint8 image to at most ``colors`` colours and return the .vqi bytes.
 
     ``pixels`` may be any array-like with ``shape``, ``dtype`` and row slicing, such as
-    a ``numpy.memmap``: images over ``FIT_PIXELS`` are fitted on a bounded sample
-    and read a strip at a time. ``method`` chooses how the palette is fitted,
+    a ``numpy.memmap``, read a band of rows at a time: images over ``FIT_PIXELS`` are
+    fitted on a uniform sample of that many pixels. ``method`` chooses how the palette is fitted,
     ``compression`` how the index stream is stored; ``palette`` (k, C) skips fitting
     and maps every pixel to its nearest entry (``colors`` and ``method`` are then
     unused). The encoder is deterministic for a given ``seed``.
