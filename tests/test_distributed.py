@@ -17,7 +17,7 @@ def address():
     from dask.distributed import LocalCluster
 
     with LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
     ) as cluster:
         yield cluster.scheduler_address
 
@@ -83,7 +83,7 @@ def test_cli_encode_on_a_cluster_writes_the_local_bytes(tmp_path):
         inputs.append(str(tmp_path / f"{number}.png"))
         Image.fromarray(image).save(inputs[-1])
     with LocalCluster(
-        n_workers=1, processes=False, protocol="tcp", dashboard_address=None
+        n_workers=1, processes=False, protocol="tcp", dashboard_address=":0"
     ) as cluster:
         remote = ["encode", "-q", "-k", "8", "--dask", cluster.scheduler_address]
         assert main([*remote, *inputs, "-o", f"{tmp_path}/remote/"]) == 0
