@@ -44,6 +44,7 @@ from .jobs import (
     describe,
     display_name,
     encode_file,
+    failing_as,
     file_info,
     output_format,
     read_pixels,
@@ -183,6 +184,17 @@ def _add_command(
     return parser
 
 
+def _add_colour_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-k",
+        "--colors",
+        type=colour_count,
+        default=256,
+        metavar="K",
+        help=f"palette size, 1..{MAX_COLORS} (default 256)",
+    )
+
+
 # --- encode ------------------------------------------------------------------------------
 
 
@@ -198,14 +210,7 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
         run_encode,
         "image files; '-' reads stdin",
     )
-    parser.add_argument(
-        "-k",
-        "--colors",
-        type=colour_count,
-        default=256,
-        metavar="K",
-        help=f"palette size, 1..{MAX_COLORS} (default 256)",
-    )
+    _add_colour_option(parser)
     parser.add_argument(
         "--method",
         choices=sorted(palette.METHODS),
@@ -329,14 +334,7 @@ def add_fit_palette(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-o", "--output", required=True, metavar="PALETTE", help="the palette file to write"
     )
-    parser.add_argument(
-        "-k",
-        "--colors",
-        type=colour_count,
-        default=256,
-        metavar="K",
-        help=f"palette size, 1..{MAX_COLORS} (default 256)",
-    )
+    _add_colour_option(parser)
     parser.add_argument("-f", "--force", action="store_true", help="overwrite the output file")
     parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
@@ -346,15 +344,13 @@ def run_fit_palette(args: argparse.Namespace) -> int:
         raise UsageError("fit-palette reads files; '-' (standard input) is not one")
     try:
         check_output(args.output, args.force)
-        fitted = dataset.fit_palette(_named_pixels(args.inputs), args.colors)
+        with failing_as(ExitStatus.INPUT, "fit a palette"):
+            fitted = dataset.fit_palette(_named_pixels(args.inputs), args.colors)
         with writing(args.output):
             write_output(args.output, lambda out: dataset.write_palette(out, fitted), args.force)
     except JobFailure as failure:
         print(f"vqi: {failure}", file=sys.stderr)
         return failure.status
-    except VQIError as error:
-        print(f"vqi: fit-palette: {error}", file=sys.stderr)
-        return ExitStatus.INPUT
     if not args.quiet:
         print(
             f"{args.output}: {len(fitted)} colours from {len(args.inputs)} images", file=sys.stderr
