@@ -1,9 +1,11 @@
 """Strip codecs: exact round trips, bounded decompression, malformed payloads, scan and order."""
 
+import json
 import lzma
 import time
 import tracemalloc
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +149,9 @@ def test_corrupted_payloads_raise_vqi_error_only(method, bits, data):
         return
     assert decoded.shape == (9, 7)
     assert int(decoded.max()) < 1 << bits
+
+
+def test_every_method_has_test_vectors():
+    vectors = Path(__file__).resolve().parent.parent / "spec" / "vectors"
+    written = {json.loads(path.read_text())["compression"] for path in vectors.glob("*.json")}
+    assert set(METHODS) <= written
