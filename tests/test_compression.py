@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vqformat import VQIError
-from vqformat.compression import METHODS, codec_by_name, field_bits
+from vqformat.bands import band_scan, band_unscan, field_bits
+from vqformat.compression import METHODS, codec_by_name
 from vqformat.ordering import adjacency_order
-from vqformat.scan import band_scan, band_unscan
 
 NEW_METHODS = ["deflate-bands", "lzma-bands"]
 SHAPES = st.one_of(

@@ -15,9 +15,9 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from . import bitpack
+from .bands import band_scan, band_unscan, field_bits, fields_size, pack_fields, unpack_fields
 from .errors import VQIError
 from .ordering import adjacency_order
-from .scan import band_scan, band_unscan
 
 
 class StripCodec(ABC):
@@ -112,19 +112,6 @@ class Deflate(StripCodec):
         return deflate_bound(bitpack.packed_size(rows * width, bits))
 
 
-def field_bits(bits: int) -> int:
-    """Byte-friendly field width for b-bit indices: the power of two 1, 2, 4, 8 or 16 >= b."""
-    return 0 if bits == 0 else 1 << (bits - 1).bit_length()
-
-
-def unpack_fields(data: bytes, count: int, field: int, bits: int) -> np.ndarray:
-    """Unpack ``count`` values of ``field`` bits, each of which must stay below 2**bits."""
-    values = unpack_strip(data, 1, count, field).ravel()
-    if field > bits and values.size and int(values.max()) >> bits:
-        raise VQIError(f"value {int(values.max())} does not fit in {bits} bits per index")
-    return values
-
-
 def split_band_height(payload: bytes) -> tuple[int, bytes]:
     """The band height byte that starts a banded payload, and the bytes after it."""
     if not payload or payload[0] == 0:
@@ -154,17 +141,17 @@ class DeflateBands(StripCodec):
 
     def encode(self, indices: np.ndarray, bits: int) -> bytes:
         height = self.band_height(bits)
-        packed = bitpack.pack(band_scan(indices, height), field_bits(bits))
+        packed = pack_fields(band_scan(indices, height), field_bits(bits))
         return bytes([height]) + zlib.compress(packed, self.level)
 
     def decode(self, payload: bytes, rows: int, width: int, bits: int) -> np.ndarray:
         height, stream = split_band_height(payload)
         count, field = rows * width, field_bits(bits)
-        data = inflate_exact(stream, bitpack.packed_size(count, field), self.name)
+        data = inflate_exact(stream, fields_size(count, field), self.name)
         return band_unscan(unpack_fields(data, count, field, bits), rows, width, height)
 
     def max_payload(self, rows: int, width: int, bits: int) -> int:
-        return 1 + deflate_bound(bitpack.packed_size(rows * width, field_bits(bits)))
+        return 1 + deflate_bound(fields_size(rows * width, field_bits(bits)))
 
 
 def lzma2_exact(payload: bytes, size: int, what: str) -> bytes:
@@ -221,7 +208,7 @@ class LzmaBands(StripCodec):
             code_of = np.empty(size, dtype=np.uint8)
             code_of[order] = np.arange(size)
             codes, table = code_of[indices], order.astype(np.uint8).tobytes()
-        packed = bitpack.pack(band_scan(codes, self.band_height), self.field(bits))
+        packed = pack_fields(band_scan(codes, self.band_height), self.field(bits))
         options = {"preset": 9 | lzma.PRESET_EXTREME, "lc": 4, "lp": 0, "pb": 0}
         filters = [
             {"id": lzma.FILTER_LZMA2, **options, "dict_size": max(len(packed), LZMA2_MIN_DICT)}
@@ -236,13 +223,13 @@ class LzmaBands(StripCodec):
         if size and not np.array_equal(np.sort(table), np.arange(size)):
             raise VQIError("renumbering table is not a permutation of the index values")
         count, field = rows * width, self.field(bits)
-        data = lzma2_exact(rest[size:], bitpack.packed_size(count, field), self.name)
+        data = lzma2_exact(rest[size:], fields_size(count, field), self.name)
         codes = unpack_fields(data, count, field, bits)
         indices = table[codes] if size else codes
         return band_unscan(indices, rows, width, height)
 
     def max_payload(self, rows: int, width: int, bits: int) -> int:
-        packed = bitpack.packed_size(rows * width, self.field(bits))
+        packed = fields_size(rows * width, self.field(bits))
         return 1 + self.table_size(bits) + deflate_bound(packed)
 
 
