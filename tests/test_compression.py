@@ -2,6 +2,7 @@
 
 import json
 import lzma
+import struct
 import time
 import tracemalloc
 import zlib
@@ -17,7 +18,7 @@ from vqformat.bands import band_scan, band_unscan, field_bits
 from vqformat.compression import METHODS, codec_by_name
 from vqformat.ordering import adjacency_order
 
-NEW_METHODS = ["deflate-bands", "lzma-bands"]
+NEW_METHODS = ["deflate-runs", "lzma-bands"]
 SHAPES = st.one_of(
     st.tuples(st.just(1), st.just(1)),
     st.tuples(st.just(1), st.integers(1, 70)),
@@ -84,17 +85,26 @@ def test_field_widths():
 BOMB_SIZE = 64 << 20
 
 
+def _runs_payload(flags: bytes, literals: bytes) -> bytes:
+    """A deflate-runs strip of band height 2 from its two zlib streams."""
+    return b"\x02" + struct.pack(">I", len(flags)) + flags + literals
+
+
 def _bomb(method: str) -> bytes:
-    zeros = b"\0" * BOMB_SIZE
-    if method == "deflate-bands":
-        return b"\x02" + zlib.compress(zeros, 9)
+    zeros = zlib.compress(b"\0" * BOMB_SIZE, 9)
+    if method == "deflate-runs flags":
+        return _runs_payload(zeros, b"")
+    if method == "deflate-runs literals":
+        return _runs_payload(zlib.compress(bytes(32)), zeros)
     filters = [{"id": lzma.FILTER_LZMA2, "preset": 0}]
-    return b"\x20" + bytes(range(256)) + lzma.compress(zeros, lzma.FORMAT_RAW, filters=filters)
+    stream = lzma.compress(b"\0" * BOMB_SIZE, lzma.FORMAT_RAW, filters=filters)
+    return b"\x20" + bytes(range(256)) + stream
 
 
-@pytest.mark.parametrize("method", NEW_METHODS)
-def test_bomb_is_rejected_quickly_with_little_memory(method):
-    payload = _bomb(method)
+@pytest.mark.parametrize("case", ["deflate-runs flags", "deflate-runs literals", "lzma-bands"])
+def test_bomb_is_rejected_quickly_with_little_memory(case):
+    payload = _bomb(case)
+    method = case.split()[0]
     codec = codec_by_name(method)
     tracemalloc.start()
     start = time.perf_counter()
@@ -120,9 +130,13 @@ def test_truncated_or_extended_payload_is_rejected(method, bits):
 
 def test_out_of_range_fields_and_tables_are_rejected():
     # b = 3 stores 4-bit fields: a field of 15 is not a 3-bit index
-    payload = b"\x04" + zlib.compress(b"\xf0")
+    payload = _runs_payload(zlib.compress(b"\0"), zlib.compress(b"\xf0"))
     with pytest.raises(VQIError, match="does not fit"):
-        codec_by_name("deflate-bands").decode(payload, 1, 1, 3)
+        codec_by_name("deflate-runs").decode(payload, 1, 1, 3)
+    with pytest.raises(VQIError, match="repeat of nothing"):
+        codec_by_name("deflate-runs").decode(
+            _runs_payload(zlib.compress(b"\x80"), zlib.compress(b"")), 1, 1, 3
+        )
     lzma_bands = codec_by_name("lzma-bands")
     raw_lzma2 = [{"id": lzma.FILTER_LZMA2}]
     with pytest.raises(VQIError, match="permutation"):

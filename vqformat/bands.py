@@ -44,6 +44,8 @@ def pack_fields(values: np.ndarray, field: int) -> bytes:
         return values.astype(">u2").tobytes()
     if field == 8:
         return values.astype(np.uint8).tobytes()
+    if field == 1:
+        return np.packbits(values.astype(bool)).tobytes()
     per_byte = 8 // field
     padded = np.zeros(-(-values.size // per_byte) * per_byte, dtype=np.uint8)
     padded[: values.size] = values
@@ -68,6 +70,11 @@ def unpack_fields(data: bytes, count: int, field: int, bits: int) -> np.ndarray:
         raw = np.frombuffer(data, dtype=np.uint8)
         if field == 8:
             values = raw  # read-only view: callers copy it into place
+        elif field == 1:
+            values = np.unpackbits(raw)
+            if values[count:].any():
+                raise VQIError("padding bits after the last index are not zero")
+            values = values[:count]
         else:
             values = np.empty((raw.size, 8 // field), dtype=np.uint8)
             for position, shift in enumerate(_shifts(field)):
@@ -76,7 +83,7 @@ def unpack_fields(data: bytes, count: int, field: int, bits: int) -> np.ndarray:
             if values[count:].any():
                 raise VQIError("padding bits after the last index are not zero")
             values = values[:count]
-    if field > bits and int(values.max()) >> bits:
+    if field > bits and values.size and int(values.max()) >> bits:
         raise VQIError(f"value {int(values.max())} does not fit in {bits} bits per index")
     return values
 
@@ -104,3 +111,26 @@ def band_unscan(sequence: np.ndarray, rows: int, width: int, height: int) -> np.
         target[:, row, :] = bands[:, :, row]
     indices[full:] = sequence[full * width :].reshape(width, rows - full).T
     return indices
+
+
+def split_repeats(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Repeat flags (the value equals the one before it) and the values that are not repeats.
+
+    In band-scan order most repeats are a pixel equal to the one above or to the left;
+    flags and the remaining literals compress far better apart than interleaved.
+    """
+    repeats = np.zeros(sequence.size, dtype=bool)
+    np.equal(sequence[1:], sequence[:-1], out=repeats[1:])
+    return repeats, sequence[~repeats]
+
+
+def join_repeats(repeats: np.ndarray, literals: np.ndarray) -> np.ndarray:
+    """Invert :func:`split_repeats`: each literal fills its run of repeats (a forward fill)."""
+    starts = np.flatnonzero(~repeats)
+    if repeats.size and repeats[0]:
+        raise VQIError("the first value is flagged as a repeat of nothing")
+    if starts.size != literals.size:
+        raise VQIError(
+            f"{starts.size} values are not repeats but {literals.size} literals are given"
+        )
+    return np.repeat(literals, np.diff(starts, append=repeats.size))

@@ -9,13 +9,23 @@ before reading it. A method is identified in the file by its one-byte code.
 from __future__ import annotations
 
 import lzma
+import struct
 import zlib
 from abc import ABC, abstractmethod
 
 import numpy as np
 
 from . import bitpack
-from .bands import band_scan, band_unscan, field_bits, fields_size, pack_fields, unpack_fields
+from .bands import (
+    band_scan,
+    band_unscan,
+    field_bits,
+    fields_size,
+    join_repeats,
+    pack_fields,
+    split_repeats,
+    unpack_fields,
+)
 from .errors import VQIError
 from .ordering import adjacency_order
 
@@ -119,39 +129,55 @@ def split_band_height(payload: bytes) -> tuple[int, bytes]:
     return payload[0], payload[1:]
 
 
-class DeflateBands(StripCodec):
-    """Method 2: band-scanned indices in byte-aligned fields, as a zlib stream.
+class DeflateRuns(StripCodec):
+    """Method 2: band-scanned indices split into repeat flags and literals, each deflated.
 
-    Bands of two or four rows read column by column put the pixel above next to the
-    current one, and fields of 1, 2, 4, 8 or 16 bits keep pixels on byte boundaries,
-    which is what deflate's byte-wise matching and Huffman coding need. Decoding is one
-    inflate, one unpack and one transpose.
+    Bands read column by column put the pixel above next to the current one; flagging
+    each value that equals its predecessor takes most pixels of a photograph out of the
+    literal stream, and fields of 1, 2, 4, 8 or 16 bits keep the literals byte-aligned,
+    which deflate's byte-wise matching and Huffman coding need. Decoding is two
+    inflates and a forward fill, all whole-strip numpy.
     """
 
     code = 2
-    name = "deflate-bands"
+    name = "deflate-runs"
+    band_heights = (1, 2, 4)  # the encoder keeps the smallest; measured best on photos
 
     def __init__(self, level: int = 9) -> None:
         self.level = level
 
-    @staticmethod
-    def band_height(bits: int) -> int:
-        """Measured best: 4-row bands when two or more indices share a byte, else 2."""
-        return 4 if field_bits(bits) <= 4 else 2
-
     def encode(self, indices: np.ndarray, bits: int) -> bytes:
-        height = self.band_height(bits)
-        packed = pack_fields(band_scan(indices, height), field_bits(bits))
-        return bytes([height]) + zlib.compress(packed, self.level)
+        return min((self.encode_bands(indices, bits, h) for h in self.band_heights), key=len)
+
+    def encode_bands(self, indices: np.ndarray, bits: int, height: int) -> bytes:
+        repeats, literals = split_repeats(band_scan(indices, height))
+        flags = zlib.compress(pack_fields(repeats, 1), self.level)
+        values = zlib.compress(pack_fields(literals, field_bits(bits)), self.level)
+        return bytes([height]) + FLAGS_LENGTH.pack(len(flags)) + flags + values
 
     def decode(self, payload: bytes, rows: int, width: int, bits: int) -> np.ndarray:
-        height, stream = split_band_height(payload)
+        height, rest = split_band_height(payload)
+        if len(rest) < FLAGS_LENGTH.size:
+            raise VQIError("strip ends inside the length of its repeat flags")
+        (flags_length,) = FLAGS_LENGTH.unpack_from(rest)
+        flags_end = FLAGS_LENGTH.size + flags_length
+        if flags_end > len(rest):
+            raise VQIError(f"repeat flags of {flags_length} bytes overrun the strip")
         count, field = rows * width, field_bits(bits)
-        data = inflate_exact(stream, fields_size(count, field), self.name)
-        return band_unscan(unpack_fields(data, count, field, bits), rows, width, height)
+        flags = inflate_exact(rest[FLAGS_LENGTH.size : flags_end], fields_size(count, 1), "flags")
+        repeats = unpack_fields(flags, count, 1, 1).view(bool)
+        literal_count = count - int(np.count_nonzero(repeats))
+        data = inflate_exact(rest[flags_end:], fields_size(literal_count, field), "literals")
+        literals = unpack_fields(data, literal_count, field, bits)
+        return band_unscan(join_repeats(repeats, literals), rows, width, height)
 
     def max_payload(self, rows: int, width: int, bits: int) -> int:
-        return 1 + deflate_bound(fields_size(rows * width, field_bits(bits)))
+        count = rows * width
+        flags = deflate_bound(fields_size(count, 1))
+        return 1 + FLAGS_LENGTH.size + flags + deflate_bound(fields_size(count, field_bits(bits)))
+
+
+FLAGS_LENGTH = struct.Struct(">I")
 
 
 def lzma2_exact(payload: bytes, size: int, what: str) -> bytes:
@@ -234,7 +260,7 @@ class LzmaBands(StripCodec):
 
 
 METHODS: dict[str, StripCodec] = {
-    codec.name: codec for codec in (Stored(), Deflate(), DeflateBands(), LzmaBands())
+    codec.name: codec for codec in (Stored(), Deflate(), DeflateRuns(), LzmaBands())
 }
 DEFAULT_METHOD = "deflate"
 
