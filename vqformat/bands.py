@@ -125,12 +125,16 @@ def split_repeats(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def join_repeats(repeats: np.ndarray, literals: np.ndarray) -> np.ndarray:
-    """Invert :func:`split_repeats`: each literal fills its run of repeats (a forward fill)."""
-    starts = np.flatnonzero(~repeats)
+    """Invert :func:`split_repeats`: each literal fills its run of repeats (a forward fill).
+
+    A cumulative count of literals gives every position the literal it copies; int32
+    counts and ``take`` are several times faster than ``repeat`` with run lengths.
+    """
     if repeats.size and repeats[0]:
         raise VQIError("the first value is flagged as a repeat of nothing")
-    if starts.size != literals.size:
-        raise VQIError(
-            f"{starts.size} values are not repeats but {literals.size} literals are given"
-        )
-    return np.repeat(literals, np.diff(starts, append=repeats.size))
+    source = np.cumsum(~repeats, dtype=np.int32)
+    given = int(source[-1]) if source.size else 0
+    if given != literals.size:
+        raise VQIError(f"{given} values are not repeats but {literals.size} literals are given")
+    source -= 1
+    return literals.take(source)
