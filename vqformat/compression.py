@@ -262,7 +262,7 @@ class LzmaBands(StripCodec):
 METHODS: dict[str, StripCodec] = {
     codec.name: codec for codec in (Stored(), Deflate(), DeflateRuns(), LzmaBands())
 }
-DEFAULT_METHOD = "deflate"
+DEFAULT_METHOD = "deflate-runs"
 
 
 def codec_by_name(name: str) -> StripCodec:
