@@ -103,6 +103,8 @@ def band_scan(indices: np.ndarray, height: int) -> np.ndarray:
 
 def band_unscan(sequence: np.ndarray, rows: int, width: int, height: int) -> np.ndarray:
     """Invert :func:`band_scan`: ``sequence`` holds rows x width values in band-scan order."""
+    if height == 1:
+        return sequence.reshape(rows, width)
     full = rows - rows % height
     indices = np.empty((rows, width), dtype=sequence.dtype)
     bands = sequence[: full * width].reshape(-1, width, height)
@@ -113,28 +115,29 @@ def band_unscan(sequence: np.ndarray, rows: int, width: int, height: int) -> np.
     return indices
 
 
-def split_repeats(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Repeat flags (the value equals the one before it) and the values that are not repeats.
+def split_runs(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run-start flags (1 where the value differs from the one before) and those values.
 
-    In band-scan order most repeats are a pixel equal to the one above or to the left;
-    flags and the remaining literals compress far better apart than interleaved.
+    In band-scan order most pixels repeat the one above or to the left; the flags
+    and the run values (literals) compress far better apart than interleaved.
     """
-    repeats = np.zeros(sequence.size, dtype=bool)
-    np.equal(sequence[1:], sequence[:-1], out=repeats[1:])
-    return repeats, sequence[~repeats]
+    starts = np.ones(sequence.size, dtype=np.uint8)
+    np.not_equal(sequence[1:], sequence[:-1], out=starts[1:].view(bool))
+    return starts, sequence[starts.view(bool)]
 
 
-def join_repeats(repeats: np.ndarray, literals: np.ndarray) -> np.ndarray:
-    """Invert :func:`split_repeats`: each literal fills its run of repeats (a forward fill).
+def join_runs(starts: np.ndarray, literals: np.ndarray) -> np.ndarray:
+    """Invert :func:`split_runs`: each literal fills its run (a forward fill).
 
-    A cumulative count of literals gives every position the literal it copies; int32
-    counts and ``take`` are several times faster than ``repeat`` with run lengths.
+    ``starts`` holds 0/1 flags as uint8. A running count of run starts gives every
+    position the literal it copies; int32 counts and ``take`` are several times faster
+    than ``repeat`` with run lengths or an accumulated XOR.
     """
-    if repeats.size and repeats[0]:
-        raise VQIError("the first value is flagged as a repeat of nothing")
-    source = np.cumsum(~repeats, dtype=np.int32)
+    if starts.size and not starts[0]:
+        raise VQIError("the first value is not flagged as the start of a run")
+    source = np.cumsum(starts, dtype=np.int32)
     given = int(source[-1]) if source.size else 0
     if given != literals.size:
-        raise VQIError(f"{given} values are not repeats but {literals.size} literals are given")
+        raise VQIError(f"{given} runs start but {literals.size} literals are given")
     source -= 1
     return literals.take(source)

@@ -21,9 +21,9 @@ from .bands import (
     band_unscan,
     field_bits,
     fields_size,
-    join_repeats,
+    join_runs,
     pack_fields,
-    split_repeats,
+    split_runs,
     unpack_fields,
 )
 from .errors import VQIError
@@ -130,11 +130,11 @@ def split_band_height(payload: bytes) -> tuple[int, bytes]:
 
 
 class DeflateRuns(StripCodec):
-    """Method 2: band-scanned indices split into repeat flags and literals, each deflated.
+    """Method 2: band-scanned indices split into run flags and literals, each deflated.
 
     Bands read column by column put the pixel above next to the current one; flagging
-    each value that equals its predecessor takes most pixels of a photograph out of the
-    literal stream, and fields of 1, 2, 4, 8 or 16 bits keep the literals byte-aligned,
+    where the value changes takes most pixels of a photograph out of the literal
+    stream, and fields of 1, 2, 4, 8 or 16 bits keep the literals byte-aligned,
     which deflate's byte-wise matching and Huffman coding need. Decoding is two
     inflates and a forward fill, all whole-strip numpy.
     """
@@ -150,26 +150,26 @@ class DeflateRuns(StripCodec):
         return min((self.encode_bands(indices, bits, h) for h in self.band_heights), key=len)
 
     def encode_bands(self, indices: np.ndarray, bits: int, height: int) -> bytes:
-        repeats, literals = split_repeats(band_scan(indices, height))
-        flags = zlib.compress(pack_fields(repeats, 1), self.level)
+        starts, literals = split_runs(band_scan(indices, height))
+        flags = zlib.compress(pack_fields(starts, 1), self.level)
         values = zlib.compress(pack_fields(literals, field_bits(bits)), self.level)
         return bytes([height]) + FLAGS_LENGTH.pack(len(flags)) + flags + values
 
     def decode(self, payload: bytes, rows: int, width: int, bits: int) -> np.ndarray:
         height, rest = split_band_height(payload)
         if len(rest) < FLAGS_LENGTH.size:
-            raise VQIError("strip ends inside the length of its repeat flags")
+            raise VQIError("strip ends inside the length of its run flags")
         (flags_length,) = FLAGS_LENGTH.unpack_from(rest)
         flags_end = FLAGS_LENGTH.size + flags_length
         if flags_end > len(rest):
-            raise VQIError(f"repeat flags of {flags_length} bytes overrun the strip")
+            raise VQIError(f"run flags of {flags_length} bytes overrun the strip")
         count, field = rows * width, field_bits(bits)
         flags = inflate_exact(rest[FLAGS_LENGTH.size : flags_end], fields_size(count, 1), "flags")
-        repeats = unpack_fields(flags, count, 1, 1).view(bool)
-        literal_count = count - int(np.count_nonzero(repeats))
+        starts = unpack_fields(flags, count, 1, 1)
+        literal_count = int(np.count_nonzero(starts))
         data = inflate_exact(rest[flags_end:], fields_size(literal_count, field), "literals")
         literals = unpack_fields(data, literal_count, field, bits)
-        return band_unscan(join_repeats(repeats, literals), rows, width, height)
+        return band_unscan(join_runs(starts, literals), rows, width, height)
 
     def max_payload(self, rows: int, width: int, bits: int) -> int:
         count = rows * width
