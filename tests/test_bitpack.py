@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vqformat import bitpack
@@ -15,6 +15,7 @@ def index_arrays(draw):
     return bits, np.array(values, dtype=np.uint16)
 
 
+@settings(deadline=None)
 @given(index_arrays())
 def test_numpy_and_bitarray_paths_agree(case):
     bits, indices = case

@@ -14,9 +14,11 @@ from .codec import (
     quantize,
     read_info,
     save,
+    verify,
     write_indexed,
 )
 from .errors import VQIError
+from .pillow_plugin import register_vqi_opener
 
 __version__ = "1.0.0"
 
@@ -31,6 +33,10 @@ __all__ = [
     "encode_indexed",
     "quantize",
     "read_info",
+    "register_vqi_opener",
     "save",
+    "verify",
     "write_indexed",
 ]
+
+register_vqi_opener()

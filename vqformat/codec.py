@@ -89,13 +89,24 @@ def _check_pixel_limit(header: Header, max_pixels: int | None) -> None:
         )
 
 
-def _iter_index_strips(reader: Reader) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (first row, indices) for each strip, each index checked against the palette."""
+def _strip_payloads(reader: Reader) -> Iterator[bytes]:
+    """Each strip's IDAT payload; a length above the method's bound is rejected unread."""
     header = reader.header
     codec = compression.codec_by_code(header.compression)
     width, bits = header.width, header.bits_per_index
-    bound = lambda rows: codec.max_payload(rows, width, bits)  # noqa: E731
-    for strip, payload in enumerate(reader.iter_strips(bound)):
+    return reader.iter_strips(lambda rows: codec.max_payload(rows, width, bits))
+
+
+def iter_index_strips(reader: Reader) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (first row, indices) for each strip, each index checked against the palette.
+
+    ``reader`` must have read the palette. Only one strip is held at a time, so
+    callers that place strips into their own buffer (the Pillow plugin) bound memory.
+    """
+    header = reader.header
+    codec = compression.codec_by_code(header.compression)
+    width, bits = header.width, header.bits_per_index
+    for strip, payload in enumerate(_strip_payloads(reader)):
         first, rows = header.strip_span(strip)
         indices = codec.decode(payload, rows, width, bits)
         if header.colors < 1 << bits and indices.size and int(indices.max()) >= header.colors:
@@ -133,7 +144,7 @@ def decode_indexed(
         header = reader.header
         palette = _palette_array(reader)
         indices = np.empty((header.height, header.width), dtype=index_dtype(header.bits_per_index))
-        for first, strip in _iter_index_strips(reader):
+        for first, strip in iter_index_strips(reader):
             indices[first : first + len(strip)] = strip
     return palette, indices
 
@@ -149,9 +160,24 @@ def decode(
         if header.channels == 1:
             palette = palette[:, 0]
         pixels = np.empty((header.height, header.width, *palette.shape[1:]), dtype=np.uint8)
-        for first, strip in _iter_index_strips(reader):
+        for first, strip in iter_index_strips(reader):
             pixels[first : first + len(strip)] = palette[strip]
     return pixels
+
+
+def verify(source: Source) -> VQIInfo:
+    """Check a file's structure and every chunk's CRC without decompressing any strip.
+
+    Much cheaper than decoding: it finds truncation and damage in transit. A strip
+    whose CRC matches but whose content is malformed is found only by decoding.
+    """
+    with _binary_stream(source) as stream:
+        reader = Reader(stream)
+        info = _info(reader.header)
+        reader.read_palette()
+        for _ in _strip_payloads(reader):
+            pass
+    return info
 
 
 # --- writing ---------------------------------------------------------------
@@ -294,8 +320,10 @@ __all__ = [
     "decode_indexed",
     "encode",
     "encode_indexed",
+    "iter_index_strips",
     "quantize",
     "read_info",
     "save",
+    "verify",
     "write_indexed",
 ]

@@ -1,0 +1,398 @@
+"""The ``vqi`` command: argument parsing, dispatch, messages and exit codes.
+
+Each subcommand is one ``add_*`` function that registers its parser and the function
+that runs it; the work itself lives in ``jobs`` (per file), ``batch`` (many files) and
+``demo``. Heavy modules (scikit-learn, tqdm) are imported only when a command needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+import vqformat
+from vqformat import compression, palette
+
+from .batch import (
+    Reporter,
+    UsageError,
+    local_mapper,
+    output_folder,
+    overall_status,
+    plan_targets,
+    run_jobs,
+)
+from .container import MAX_COLORS
+from .jobs import (
+    STDIO,
+    DecodeJob,
+    EncodeJob,
+    ExitStatus,
+    JobFailure,
+    decode_file,
+    describe,
+    display_name,
+    encode_file,
+    file_info,
+    output_format,
+)
+
+EXIT_STATUS_HELP = {
+    ExitStatus.OK: "success",
+    ExitStatus.USAGE: "invalid command line",
+    ExitStatus.INPUT: "an input is missing, unreadable or not an image",
+    ExitStatus.CORRUPT: "a .vqi input is corrupt, truncated or unsupported",
+    ExitStatus.OUTPUT_EXISTS: "an output file exists (use --force to overwrite)",
+    ExitStatus.UNWRITABLE: "an output cannot be written",
+    ExitStatus.NO_MEMORY: "out of memory",
+    ExitStatus.INTERNAL: "internal error (rerun with --debug and report the traceback)",
+    ExitStatus.SKIPPED: "--skip-if-larger: a result was not smaller than its input",
+    ExitStatus.QUALITY_TOO_LOW: "reserved: quality target not met",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+EXAMPLES = """\
+examples:
+  vqi demo -o demo-output            encode sample images, write a contact sheet
+  vqi encode photo.jpg               write photo.vqi (256 colours)
+  vqi encode -k 16 photo.png -o small.vqi
+  vqi encode -j 4 *.png -o out/      many files into a folder, 4 processes
+  vqi decode photo.vqi               write photo.png
+  vqi decode photo.vqi -o photo.webp any format Pillow writes, by extension
+  cat photo.png | vqi encode - > photo.vqi
+  vqi info --json photo.vqi
+"""
+
+
+def exit_status_table() -> str:
+    rows = "\n".join(f"  {int(code):<4}{text}" for code, text in EXIT_STATUS_HELP.items())
+    return (
+        f"exit status:\n{rows}\n"
+        "With several files the status is that of the first file that failed,\n"
+        "else 98 if a file was skipped."
+    )
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors exit with ExitStatus.USAGE."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ExitStatus.USAGE, f"vqi: {message}\n")
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def colour_count(text: str) -> int:
+    value = _integer(text)
+    if not 1 <= value <= MAX_COLORS:
+        raise argparse.ArgumentTypeError(f"must be in 1..{MAX_COLORS}")
+    return value
+
+
+def worker_count(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 (one per CPU) or more")
+    return value or os.cpu_count() or 1
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="print tracebacks of errors")
+    return common
+
+
+def _output_options(output_help: str) -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("-o", "--output", metavar="OUT", help=output_help)
+    options.add_argument(
+        "-f", "--force", action="store_true", help="overwrite existing output files"
+    )
+    options.add_argument(
+        "-j",
+        "--jobs",
+        metavar="N",
+        type=worker_count,
+        default=1,
+        help="process N files at once in worker processes (0: one per CPU; default 1)",
+    )
+    options.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    return options
+
+
+def _add_file_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    summary: str,
+    examples: str,
+    run: Callable[[argparse.Namespace], int],
+    inputs_help: str,
+) -> argparse.ArgumentParser:
+    """A command over many input files, with the output options of encode and decode."""
+    output_help = "output file; with several inputs, a folder (default: beside each)"
+    parser = _add_command(subparsers, name, summary, examples, run, [_output_options(output_help)])
+    parser.add_argument("inputs", nargs="+", metavar="IN", help=inputs_help)
+    return parser
+
+
+def _add_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    summary: str,
+    examples: str,
+    run: Callable[[argparse.Namespace], int],
+    parents: Sequence[argparse.ArgumentParser] = (),
+) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog=f"examples:\n{examples}",
+        parents=[*parents, _common_options()],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(run=run)
+    return parser
+
+
+# --- encode ------------------------------------------------------------------------------
+
+
+def add_encode(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add_file_command(
+        subparsers,
+        "encode",
+        "Encode images (any format Pillow reads) into .vqi files.",
+        "  vqi encode photo.jpg                   writes photo.vqi\n"
+        "  vqi encode -k 16 photo.png -o small.vqi\n"
+        "  vqi encode --skip-if-larger -j 0 *.png -o out/\n"
+        "  vqi encode - < photo.png > photo.vqi   stdin to stdout\n",
+        run_encode,
+        "image files; '-' reads stdin",
+    )
+    parser.add_argument(
+        "-k",
+        "--colors",
+        type=colour_count,
+        default=256,
+        metavar="K",
+        help=f"palette size, 1..{MAX_COLORS} (default 256)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=sorted(palette.METHODS),
+        default=palette.DEFAULT_METHOD,
+        help=f"how the palette is fitted (default {palette.DEFAULT_METHOD})",
+    )
+    parser.add_argument(
+        "--compression",
+        choices=sorted(compression.METHODS),
+        default=compression.DEFAULT_METHOD,
+        help=f"how the index stream is stored (default {compression.DEFAULT_METHOD})",
+    )
+    parser.add_argument(
+        "--skip-if-larger",
+        action="store_true",
+        help="do not write a result that is not smaller than its input (exit status 98)",
+    )
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    targets = plan_targets(args.inputs, args.output, ".vqi")
+    jobs = [
+        EncodeJob(
+            source=source,
+            target=target,
+            force=args.force,
+            colors=args.colors,
+            method=args.method,
+            compression=args.compression,
+            skip_if_larger=args.skip_if_larger,
+        )
+        for source, target in zip(args.inputs, targets, strict=True)
+    ]
+    return _run_batch(encode_file, jobs, args, "encoded")
+
+
+# --- decode ------------------------------------------------------------------------------
+
+
+def add_decode(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add_file_command(
+        subparsers,
+        "decode",
+        "Decode .vqi files into PNG or any format Pillow writes, chosen by the extension.",
+        "  vqi decode photo.vqi                   writes photo.png\n"
+        "  vqi decode photo.vqi -o photo.webp\n"
+        "  vqi decode --format tiff *.vqi -o out/\n"
+        "  vqi decode - < photo.vqi > photo.png   stdin to stdout (PNG)\n",
+        run_decode,
+        ".vqi files; '-' reads stdin",
+    )
+    parser.add_argument(
+        "--format",
+        metavar="EXT",
+        help="output format by extension, e.g. png, webp, tiff, bmp "
+        "(default: the extension of -o, else png)",
+    )
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    suffix = "." + (args.format or "png").lower().lstrip(".")
+    targets = plan_targets(args.inputs, args.output, suffix)
+    try:
+        formats = [output_format(target, args.format) for target in targets]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    jobs = [
+        DecodeJob(source=source, target=target, force=args.force, image_format=image_format)
+        for source, target, image_format in zip(args.inputs, targets, formats, strict=True)
+    ]
+    return _run_batch(decode_file, jobs, args, "decoded")
+
+
+def _run_batch(work: Callable, jobs: Sequence, args: argparse.Namespace, verb: str) -> int:
+    folder = output_folder(args.inputs, args.output)
+    if folder is not None:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            print(f"vqi: {folder}: cannot create the folder: {describe(error)}", file=sys.stderr)
+            return ExitStatus.UNWRITABLE
+    reporter = Reporter(len(jobs), verb, quiet=args.quiet, debug=args.debug)
+    with local_mapper(args.jobs, len(jobs)) as mapper:
+        results = run_jobs(work, jobs, mapper, reporter)
+    return overall_status(results)
+
+
+# --- info --------------------------------------------------------------------------------
+
+
+def add_info(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add_command(
+        subparsers,
+        "info",
+        "Show the header of .vqi files and how well they compress (reads the header only).",
+        "  vqi info photo.vqi\n  vqi info --json *.vqi | jq '.[].bits_per_pixel'\n",
+        run_info,
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help=".vqi files; '-' reads stdin")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON array with one object per file (failed files carry 'error')",
+    )
+
+
+def describe_info(info: dict) -> str:
+    bits = f"{info['bits_per_index']} bit{'' if info['bits_per_index'] == 1 else 's'}"
+    return "\n".join(
+        (
+            f"{info['file']}:",
+            f"  size          {info['width']} x {info['height']} pixels, {info['mode']}",
+            f"  palette       {info['colors']} colours, {bits} per index",
+            f"  compression   {info['compression']}, strips of {info['strip_rows']} rows",
+            f"  format        version {info['version']}",
+            f"  file          {info['bytes']:,} bytes, {info['bits_per_pixel']:.3f} bits per pixel",
+            f"  ratio         {info['ratio']:.2f}:1 against raw {info['mode']} "
+            f"({info['raw_bytes']:,} bytes)",
+        )
+    )
+
+
+def run_info(args: argparse.Namespace) -> int:
+    if args.files.count(STDIO) > 1:
+        raise UsageError("'-' (standard input) can be read only once")
+    entries, statuses = [], []
+    for name in args.files:
+        try:
+            entry = file_info(name)
+            statuses.append(ExitStatus.OK)
+        except JobFailure as failure:
+            if args.debug:
+                traceback.print_exc()
+            print(f"vqi: {display_name(name, 'stdin')}: {failure}", file=sys.stderr)
+            entry = {"file": name, "error": str(failure), "status": int(failure.status)}
+            statuses.append(failure.status)
+        entries.append(entry)
+        if not args.json and "error" not in entry:
+            print(describe_info(entry))
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    return next((status for status in statuses if status), ExitStatus.OK)
+
+
+# --- demo --------------------------------------------------------------------------------
+
+
+def add_demo(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add_command(
+        subparsers,
+        "demo",
+        "Encode scikit-learn's sample photo and a grey image at several palette sizes and "
+        "methods; write the .vqi files and a contact sheet; print sizes and PSNR.",
+        "  vqi demo -o demo-output\n",
+        run_demo,
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="DIR", default="vqi-demo", help="folder (default vqi-demo)"
+    )
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite earlier results")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import run
+
+    return run(args.output, force=args.force, quiet=args.quiet)
+
+
+# --- main --------------------------------------------------------------------------------
+
+COMMANDS = (add_encode, add_decode, add_info, add_demo)
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="vqi",
+        description="vqi: images as a k-means palette plus bit-packed indices.",
+        epilog=f"{EXAMPLES}\n{exit_status_table()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"vqi {vqformat.__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except UsageError as error:
+        print(f"vqi: {error}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except KeyboardInterrupt:
+        print("vqi: interrupted", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"vqi: internal error: {error!r} (rerun with --debug for details)", file=sys.stderr)
+        return ExitStatus.INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

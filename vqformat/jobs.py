@@ -1,0 +1,302 @@
+"""Per-file work of the command line: one image file to one .vqi file, and back.
+
+Each job is a small picklable description and each worker a top-level function that
+returns a ``Result`` instead of raising, so that any executor's ``map`` can run many of
+them and one bad file does not stop the others. ``-`` names stdin or stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+import vqformat
+
+from .atomic import OutputExistsError, atomic_output, check_target
+
+STDIO = "-"
+
+
+class ExitStatus(IntEnum):
+    """Exit codes of ``vqi``; pngquant's numbers where it has the same case."""
+
+    OK = 0
+    USAGE = 1
+    INPUT = 2  # missing or unreadable input, or not an image
+    CORRUPT = 3  # not a .vqi file, corrupt, or unsupported
+    OUTPUT_EXISTS = 15
+    UNWRITABLE = 16
+    NO_MEMORY = 17
+    INTERNAL = 70  # a bug: rerun with --debug and report the traceback
+    SKIPPED = 98  # --skip-if-larger: the result was not smaller than the input
+    QUALITY_TOO_LOW = 99  # reserved for a quality target
+    INTERRUPTED = 130
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileJob:
+    """One input file and where its output goes; ``force`` allows replacing that output."""
+
+    source: str
+    target: str
+    force: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncodeJob(FileJob):
+    colors: int
+    method: str
+    compression: str
+    skip_if_larger: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeJob(FileJob):
+    image_format: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one file; ``detail`` holds the traceback of a failure."""
+
+    source: str
+    target: str
+    status: ExitStatus
+    message: str
+    input_bytes: int = 0
+    output_bytes: int = 0
+    detail: str = ""
+
+
+class JobFailure(Exception):
+    """An expected failure of one file, already classified and worded for the user."""
+
+    def __init__(self, status: ExitStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def describe(error: BaseException) -> str:
+    """The cause in a few words: the OS error text without errno and path noise."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image format Pillow can read"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
+
+
+@contextmanager
+def failing_as(status: ExitStatus, action: str) -> Iterator[None]:
+    """Turn the expected errors of one step into a JobFailure with ``status``."""
+    try:
+        yield
+    except OutputExistsError as error:
+        raise JobFailure(ExitStatus.OUTPUT_EXISTS, str(error)) from error
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise JobFailure(status, f"cannot {action}: {describe(error)}") from error
+
+
+def classify(error: Exception) -> tuple[ExitStatus, str]:
+    """The exit status and message of a failure that escaped a job."""
+    if isinstance(error, JobFailure):
+        return error.status, str(error)
+    if isinstance(error, MemoryError):
+        return ExitStatus.NO_MEMORY, "out of memory"
+    return ExitStatus.INTERNAL, f"internal error: {error!r}"
+
+
+def run_safely(source: str, target: str, work: Callable[[], Result]) -> Result:
+    """Run ``work``; any failure becomes a Result (KeyboardInterrupt still propagates)."""
+    try:
+        return work()
+    except Exception as error:
+        status, message = classify(error)
+        detail = "".join(traceback.format_exception(error))
+        return Result(source, target, status, message, detail=detail)
+
+
+# --- reading and writing files ---------------------------------------------------------
+
+
+def display_name(path: str, stream: str) -> str:
+    """How messages name a path: ``-`` is the standard stream."""
+    return stream if path == STDIO else path
+
+
+def read_input(source: str) -> tuple[BinaryIO, int]:
+    """An open binary stream of the source and its size in bytes (stdin is read whole)."""
+    if source == STDIO:
+        if sys.stdin.isatty():
+            raise ValueError("standard input is a terminal, not image data")
+        data = sys.stdin.buffer.read()
+        return io.BytesIO(data), len(data)
+    stream = open(source, "rb")  # noqa: SIM115 - closed by the caller
+    return stream, os.fstat(stream.fileno()).st_size
+
+
+def write_output(target: str, write: Callable[[BinaryIO], None], force: bool) -> int:
+    """Write through ``write`` atomically to ``target`` (or stdout); returns the bytes written."""
+    if target == STDIO:
+        if sys.stdout.isatty():
+            raise ValueError("standard output is a terminal: redirect it or use -o")
+        buffer = io.BytesIO()
+        write(buffer)
+        sys.stdout.buffer.write(buffer.getvalue())
+        sys.stdout.buffer.flush()
+        return len(buffer.getvalue())
+    with atomic_output(target, force=force) as stream:
+        write(stream)
+        return stream.tell()
+
+
+def writing(target: str) -> contextlib.AbstractContextManager[None]:
+    """The failure context of any step that writes ``target``."""
+    return failing_as(ExitStatus.UNWRITABLE, f"write {display_name(target, 'standard output')}")
+
+
+def check_output(target: str, force: bool) -> None:
+    """Refuse early, before the slow part, if the target cannot be written."""
+    if target != STDIO:
+        with writing(target):
+            check_target(target, force=force)
+
+
+_SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+_EIGHT_BIT_MODES = {
+    "1": "L",
+    "L": "L",
+    "LA": "LA",
+    "La": "LA",
+    "RGB": "RGB",
+    "RGBA": "RGBA",
+    "RGBa": "RGBA",
+}
+
+
+def image_pixels(image: Image.Image) -> np.ndarray:
+    """The uint8 (H, W) or (H, W, C) pixels of an image as displayed.
+
+    EXIF orientation is applied because .vqi keeps no metadata; 16-bit samples keep
+    their top 8 bits; palette and other colour spaces become RGB, or RGBA when they
+    carry transparency.
+    """
+    image = ImageOps.exif_transpose(image)
+    if image.mode in _SIXTEEN_BIT_MODES:
+        samples = np.clip(np.asarray(image, dtype=np.int64), 0, 0xFFFF)
+        return (samples >> 8).astype(np.uint8)
+    if image.mode == "F":
+        raise ValueError("floating-point images are not supported")
+    mode = _EIGHT_BIT_MODES.get(image.mode)
+    if mode is None:
+        mode = "RGBA" if image.has_transparency_data else "RGB"
+    return np.asarray(image if image.mode == mode else image.convert(mode))
+
+
+def output_format(target: str, requested: str | None) -> str:
+    """The Pillow format to write: the one requested, else the target's extension, else PNG."""
+    Image.init()
+    extension = f".{requested.lower().lstrip('.')}" if requested else os.path.splitext(target)[1]
+    if (target == STDIO and not requested) or not extension:
+        return "PNG"
+    name = Image.registered_extensions().get(extension.lower())
+    if name not in Image.SAVE:
+        raise ValueError(f"Pillow cannot write {extension} images: {target}")
+    return name
+
+
+# --- the workers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A converted file ready to write, or the reason it is not written."""
+
+    write: Callable[[BinaryIO], object]
+    summary: str
+    skipped: str = ""
+
+
+def encode_file(job: EncodeJob) -> Result:
+    """Encode one image file into a .vqi file."""
+    return run_safely(job.source, job.target, lambda: _convert(job, _encode))
+
+
+def decode_file(job: DecodeJob) -> Result:
+    """Decode one .vqi file into an image file of the job's format."""
+    return run_safely(job.source, job.target, lambda: _convert(job, _decode))
+
+
+def _convert(job: FileJob, convert: Callable[..., Converted]) -> Result:
+    """Open the input, refuse a bad target before the slow part, convert, write atomically."""
+    with failing_as(ExitStatus.INPUT, "read"):
+        stream, input_bytes = read_input(job.source)
+    with stream:
+        check_output(job.target, job.force)
+        converted = convert(job, stream, input_bytes)
+    if converted.skipped:
+        return Result(job.source, job.target, ExitStatus.SKIPPED, converted.skipped, input_bytes)
+    with writing(job.target):
+        written = write_output(job.target, converted.write, job.force)
+    message = f"{converted.summary}, {written:,} bytes"
+    return Result(job.source, job.target, ExitStatus.OK, message, input_bytes, written)
+
+
+def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
+    with failing_as(ExitStatus.INPUT, "read"), Image.open(stream) as image:
+        pixels = image_pixels(image)
+    with failing_as(ExitStatus.INPUT, "encode"):
+        data = vqformat.encode(pixels, job.colors, method=job.method, compression=job.compression)
+    info = vqformat.read_info(data)
+    summary = (
+        f"{info.width}x{info.height} {info.mode}, {info.colors} colours "
+        f"({info.bits_per_index} bits/index), "
+        f"{8 * len(data) / (info.width * info.height):.3g} bits/pixel"
+    )
+    skipped = ""
+    if job.skip_if_larger and len(data) >= input_bytes:
+        skipped = f"skipped: {len(data):,} bytes is not smaller than the input's {input_bytes:,}"
+    return Converted(lambda out: out.write(data), summary, skipped)
+
+
+def _decode(job: DecodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
+    with failing_as(ExitStatus.CORRUPT, "decode"):
+        image = Image.fromarray(vqformat.decode(stream))
+    summary = f"{image.width}x{image.height} {image.mode}, {job.image_format}"
+    return Converted(lambda out: image.save(out, format=job.image_format), summary)
+
+
+def file_info(source: str) -> dict:
+    """Header fields and size figures of one .vqi file; raises JobFailure."""
+    with failing_as(ExitStatus.INPUT, "read"):
+        stream, size = read_input(source)
+    with stream, failing_as(ExitStatus.CORRUPT, "read the header"):
+        info = vqformat.read_info(stream)
+    pixels = info.width * info.height
+    raw_bytes = pixels * info.channels
+    return {
+        "file": source,
+        "width": info.width,
+        "height": info.height,
+        "mode": info.mode,
+        "channels": info.channels,
+        "colors": info.colors,
+        "bits_per_index": info.bits_per_index,
+        "compression": info.compression,
+        "strip_rows": info.strip_rows,
+        "version": info.version,
+        "bytes": size,
+        "bits_per_pixel": 8 * size / pixels,
+        "raw_bytes": raw_bytes,
+        "ratio": raw_bytes / size,
+    }

@@ -1,0 +1,260 @@
+"""Pillow plugin: ``Image.open`` and ``Image.save`` for .vqi, registered by ``import vqformat``.
+
+Modelled on Pillow's own PNG and QOI plugins. Opening reads the signature and HEAD
+(and, for a palette image, PLTE) and nothing more; pixels are decoded strip by strip
+on ``load()``. Pillow's decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``) is the
+pixel limit here, so the codec's own limit is not applied.
+
+Open modes: a grey file (L or LA samples) opens as ``L`` or ``LA`` whatever its
+palette size, as greyscale PNGs do; a colour file with at most 256 entries opens as
+``P`` with an ``RGB`` or ``RGBA`` palette (per-entry alpha), so ``np.asarray(im)`` is
+the stored indices; a larger colour palette opens as ``RGB`` or ``RGBA``.
+See the README for why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageFile, ImagePalette
+
+from . import codec, compression, palette
+from .container import MAX_COLORS, SIGNATURE, Header, Reader
+from .errors import VQIError
+
+FORMAT = "VQI"
+MIME_TYPE = "image/x-vqi"
+EXTENSION = ".vqi"
+MAX_PALETTE_MODE_COLORS = 256  # Pillow's "P" holds 8-bit indices
+
+_SAVED_MODES = ("L", "LA", "RGB", "RGBA")
+_CONVERTED_MODES = {"1": "L", "PA": "RGBA"}
+_WITH_ALPHA = {"L": "LA", "RGB": "RGBA"}
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix[: len(SIGNATURE)] == SIGNATURE
+
+
+def _open_mode(header: Header) -> str:
+    """The Pillow mode of a file: "P" for a colour palette Pillow can hold, else the samples'."""
+    if header.channels >= 3 and header.colors <= MAX_PALETTE_MODE_COLORS:
+        return "P"
+    return header.mode
+
+
+class VQIImageFile(ImageFile.ImageFile):
+    """A .vqi file opened lazily: ``_open`` reads the header, ``load()`` decodes."""
+
+    format = FORMAT
+    format_description = "VQI palette image"
+
+    def _open(self) -> None:
+        assert self.fp is not None
+        try:
+            reader = Reader(self.fp)
+            header = reader.header
+            method = compression.codec_by_code(header.compression).name
+            mode = _open_mode(header)
+            if mode == "P":
+                self.palette = ImagePalette.ImagePalette(header.mode, reader.read_palette())
+                self.palette.dirty = 1  # Image.load hands a dirty palette to the core image
+        except VQIError as error:  # Pillow's signal for "not readable by this plugin"
+            raise SyntaxError(f"broken VQI header: {error}") from error
+        self._mode = mode
+        self._size = (header.width, header.height)
+        self.info["compression"] = method
+        self.info["colors"] = header.colors
+        # a plain tuple, not ImageFile._Tile, which Pillow before 11 lacks
+        self.tile = [(FORMAT, (0, 0, *self._size), 0, None)]
+
+    def load_read(self, read_bytes: int) -> bytes:
+        """Plain reads. Defining it tells ``ImageFile.Parser`` that this decoder pulls
+        from the file and cannot be fed piecemeal, so the parser decodes on ``close()``."""
+        assert self.fp is not None
+        return self.fp.read(read_bytes)
+
+    def verify(self) -> None:
+        """Check every chunk's CRC and the chunk order without decoding pixels."""
+        if self.fp is None:
+            raise RuntimeError("verify must be called directly after open")
+        self.fp.seek(0)
+        try:
+            codec.verify(self.fp)
+        except VQIError as error:
+            raise SyntaxError(f"broken VQI file: {error}") from error
+        super().verify()
+
+
+class VQIDecoder(ImageFile.PyDecoder):
+    """Decodes the whole file one strip at a time into the image; memory is one strip."""
+
+    _pulls_fd = True
+
+    def decode(self, buffer: bytes) -> tuple[int, int]:
+        assert self.fd is not None
+        try:
+            self._decode_strips(Reader(self.fd))
+        except VQIError as error:
+            raise OSError(f"broken VQI file: {error}") from error
+        return -1, 0
+
+    def _decode_strips(self, reader: Reader) -> None:
+        entries = self._pixel_table(reader)
+        for first_row, indices in codec.iter_index_strips(reader):
+            rows = indices if entries is None else np.take(entries, indices, axis=0)
+            self._put_rows(first_row, rows)
+
+    def _pixel_table(self, reader: Reader) -> np.ndarray | None:
+        """Read PLTE; return the samples each index stands for, or None when the
+        image holds the indices themselves (mode P, whose palette ``_open`` set)."""
+        header = reader.header
+        entries = np.frombuffer(reader.read_palette(), dtype=np.uint8)
+        if self.mode == "P":
+            return None
+        if header.channels == 1:
+            return entries
+        return entries.reshape(header.colors, header.channels)
+
+    def _put_rows(self, first_row: int, rows: np.ndarray) -> None:
+        """Copy a band of rows into the image: ``set_as_raw`` fills the state's extents."""
+        self.state.yoff, self.state.ysize = first_row, len(rows)
+        self.set_as_raw(np.ascontiguousarray(rows, dtype=np.uint8).tobytes())
+
+
+@dataclass(frozen=True)
+class SaveOptions:
+    """Keyword arguments of ``Image.save`` that the encoder understands, validated."""
+
+    colors: int | None = None
+    method: str = palette.DEFAULT_METHOD
+    compression: str = compression.DEFAULT_METHOD
+    seed: int = 0
+    strip_rows: int | None = None
+    optimize: bool = False
+
+    @classmethod
+    def from_encoderinfo(cls, info: dict) -> SaveOptions:
+        """Pick our options out of Pillow's ``encoderinfo``; other formats' keys are ignored."""
+        names = [field.name for field in fields(cls)]
+        options = cls(**{name: info[name] for name in names if name in info})
+        options.check()
+        return options
+
+    def check(self) -> None:
+        _check_int("colors", self.colors, 1, MAX_COLORS, optional=True)
+        _check_int("seed", self.seed, 0, 2**32 - 1)
+        _check_int("strip_rows", self.strip_rows, 1, None, optional=True)
+        _check_name("method", self.method, palette.METHODS)
+        _check_name("compression", self.compression, compression.METHODS)
+
+
+def _check_int(
+    name: str, value: object, low: int, high: int | None, optional: bool = False
+) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise VQIError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        allowed = f"at least {low}" if high is None else f"in {low}..{high}"
+        raise VQIError(f"{name} must be {allowed}, got {value}")
+
+
+def _check_name(name: str, value: object, known: dict) -> None:
+    if value not in known:
+        raise VQIError(f"unknown {name} {value!r}; choose one of {', '.join(known)}")
+
+
+def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    options = SaveOptions.from_encoderinfo(im.encoderinfo)
+    entries, indices = _palette_and_indices(im, options)
+    codec.write_indexed(
+        fp,
+        entries,
+        indices,
+        compression_method=options.compression,
+        strip_rows=options.strip_rows,
+    )
+
+
+def _palette_and_indices(im: Image.Image, options: SaveOptions) -> tuple[np.ndarray, np.ndarray]:
+    """A P image keeps its palette and indices unless it holds more than ``colors``
+    entries; every other image is quantized to ``colors`` (256 by default)."""
+    if im.mode == "P":
+        entries, indices = _stored_palette(im)
+        if options.optimize:
+            entries, indices = _drop_unused_entries(entries, indices)
+        if options.colors is None or len(entries) <= options.colors:
+            return entries, indices
+        im = im.convert("RGBA" if entries.shape[1] == 4 else "RGB")
+    pixels = np.asarray(_savable(im))
+    return codec.quantize(
+        pixels, options.colors or MAX_PALETTE_MODE_COLORS, method=options.method, seed=options.seed
+    )
+
+
+def _stored_palette(im: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The (k, 3 or 4) palette and (H, W) indices of a P image, exactly as Pillow renders them.
+
+    Alpha comes from an RGBA palette or from ``info["transparency"]`` (PNG-8 and GIF
+    style); indices past the palette's end render black and opaque, so such entries
+    are added.
+    """
+    indices = np.asarray(im)
+    transparency = im.info.get("transparency")
+    has_alpha = im.palette.mode == "RGBA" or transparency is not None
+    channels = 4 if has_alpha else 3
+    listed = np.array(im.getpalette("RGBA" if has_alpha else "RGB"), dtype=np.uint8)
+    listed = listed.reshape(-1, channels)
+    count = max(len(listed), int(indices.max(initial=0)) + 1)
+    entries = np.zeros((count, channels), dtype=np.uint8)
+    entries[:, 3:] = 255
+    entries[: len(listed)] = listed
+    if im.palette.mode != "RGBA":
+        _apply_transparency(entries, transparency)
+    return entries, indices
+
+
+def _apply_transparency(entries: np.ndarray, transparency: int | bytes | None) -> None:
+    if isinstance(transparency, int):
+        if 0 <= transparency < len(entries):
+            entries[transparency, 3] = 0
+    elif isinstance(transparency, bytes):
+        alphas = np.frombuffer(transparency[: len(entries)], dtype=np.uint8)
+        entries[: len(alphas), 3] = alphas
+
+
+def _drop_unused_entries(entries: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep only the palette entries some pixel uses, renumbering indices in palette order."""
+    used = np.bincount(indices.ravel(), minlength=len(entries)) > 0
+    renumber = (np.cumsum(used) - 1).astype(indices.dtype)
+    return entries[used], renumber[indices]
+
+
+def _savable(im: Image.Image) -> Image.Image:
+    """Convert to the L, LA, RGB or RGBA image that holds the same pixels, or refuse."""
+    if im.mode in _CONVERTED_MODES:
+        return im.convert(_CONVERTED_MODES[im.mode])
+    if im.mode in _WITH_ALPHA and im.info.get("transparency") is not None:
+        return im.convert(_WITH_ALPHA[im.mode])  # colour-key transparency becomes alpha
+    if im.mode not in _SAVED_MODES:
+        raise VQIError(
+            f"cannot write mode {im.mode} as VQI: it stores 8-bit L, LA, RGB or RGBA "
+            f"samples; convert first, e.g. im.convert('RGB')"
+        )
+    return im
+
+
+def register_vqi_opener() -> None:
+    """Register .vqi with Pillow: open by signature, save, extension and MIME type.
+
+    ``import vqformat`` calls this; calling it again changes nothing.
+    """
+    Image.register_open(FORMAT, VQIImageFile, _accept)
+    Image.register_decoder(FORMAT, VQIDecoder)
+    Image.register_save(FORMAT, _save)
+    Image.register_extension(FORMAT, EXTENSION)
+    Image.register_mime(FORMAT, MIME_TYPE)
