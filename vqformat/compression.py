@@ -90,9 +90,14 @@ def inflate_exact(payload: bytes, size: int, what: str) -> bytes:
             data += inflater.decompress(inflater.unconsumed_tail, 1)
     except zlib.error as error:
         raise VQIError(f"corrupt {what} stream: {error}") from None
-    if len(data) != size or not inflater.eof:
+    return check_expansion(data, size, inflater.eof, inflater.unused_data, what)
+
+
+def check_expansion(data: bytes, size: int, ended: bool, unused: bytes, what: str) -> bytes:
+    """Accept a decompressed stream only if it ended, at the end of its input, at ``size``."""
+    if len(data) != size or not ended:
         raise VQIError(f"{what} stream does not expand to the declared {size} bytes")
-    if inflater.unused_data:
+    if unused:
         raise VQIError(f"bytes follow the end of the {what} stream")
     return data
 
@@ -192,11 +197,7 @@ def lzma2_exact(payload: bytes, size: int, what: str) -> bytes:
         data = decompressor.decompress(payload, size + 1)
     except lzma.LZMAError as error:
         raise VQIError(f"corrupt {what} stream: {error}") from None
-    if len(data) != size or not decompressor.eof:
-        raise VQIError(f"{what} stream does not expand to the declared {size} bytes")
-    if decompressor.unused_data:
-        raise VQIError(f"bytes follow the end of the {what} stream")
-    return data
+    return check_expansion(data, size, decompressor.eof, decompressor.unused_data, what)
 
 
 LZMA2_MIN_DICT = 4096
