@@ -169,3 +169,13 @@ def test_every_method_has_test_vectors():
     vectors = Path(__file__).resolve().parent.parent / "spec" / "vectors"
     written = {json.loads(path.read_text())["compression"] for path in vectors.glob("*.json")}
     assert set(METHODS) <= written
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("bits", [1, 4, 8, 16])
+def test_incompressible_strips_stay_within_the_bound(method, bits):
+    indices = np.random.default_rng(bits).integers(0, 1 << bits, size=(64, 80))
+    codec = codec_by_name(method)
+    payload = codec.encode(indices, bits)
+    assert len(payload) <= codec.max_payload(64, 80, bits)
+    assert np.array_equal(codec.decode(payload, 64, 80, bits), indices)
