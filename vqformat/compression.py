@@ -29,6 +29,9 @@ from .bands import (
 from .errors import VQIError
 from .ordering import adjacency_order
 
+FLAGS_LENGTH = struct.Struct(">I")  # deflate-runs: length of the run-flag stream
+LZMA2_MIN_DICT = 4096  # liblzma's smallest dictionary
+
 
 class StripCodec(ABC):
     """One compression method of the index stream."""
@@ -182,9 +185,6 @@ class DeflateRuns(StripCodec):
         return 1 + FLAGS_LENGTH.size + flags + deflate_bound(fields_size(count, field_bits(bits)))
 
 
-FLAGS_LENGTH = struct.Struct(">I")
-
-
 def lzma2_exact(payload: bytes, size: int, what: str) -> bytes:
     """Decode a raw LZMA2 stream that must expand to exactly ``size`` bytes, and no further.
 
@@ -198,9 +198,6 @@ def lzma2_exact(payload: bytes, size: int, what: str) -> bytes:
     except lzma.LZMAError as error:
         raise VQIError(f"corrupt {what} stream: {error}") from None
     return check_expansion(data, size, decompressor.eof, decompressor.unused_data, what)
-
-
-LZMA2_MIN_DICT = 4096
 
 
 class LzmaBands(StripCodec):
@@ -224,6 +221,7 @@ class LzmaBands(StripCodec):
 
     @staticmethod
     def field(bits: int) -> int:
+        """One byte a code, or two: LZMA's literal context works on whole bytes."""
         return 8 if bits <= 8 else 16
 
     def encode(self, indices: np.ndarray, bits: int) -> bytes:
