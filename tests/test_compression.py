@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import vqformat
 from vqformat import VQIError
 from vqformat.bands import band_scan, band_unscan, field_bits
 from vqformat.compression import METHODS, codec_by_name
@@ -179,3 +180,17 @@ def test_incompressible_strips_stay_within_the_bound(method, bits):
     payload = codec.encode(indices, bits)
     assert len(payload) <= codec.max_payload(64, 80, bits)
     assert np.array_equal(codec.decode(payload, 64, 80, bits), indices)
+
+
+def test_renumbering_keeps_the_given_palette_and_indices():
+    rng = np.random.default_rng(7)
+    gradient = np.add.outer(np.arange(40), np.arange(60)) // 7  # smooth: neighbours touch
+    shuffle = rng.permutation(16)
+    indices = shuffle[gradient % 16]
+    palette = rng.integers(0, 256, size=(16, 3), dtype=np.uint8)
+    data = vqformat.encode_indexed(palette, indices, compression_method="lzma-bands")
+    table = codec_by_name("lzma-bands").encode(indices, 4)[1:17]
+    assert list(table) != list(range(16))
+    got_palette, got_indices = vqformat.decode_indexed(data)
+    assert np.array_equal(got_palette, palette)
+    assert np.array_equal(got_indices, indices)
