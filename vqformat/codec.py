@@ -47,6 +47,8 @@ class VQIInfo:
 
 @contextmanager
 def _binary_stream(source: Source) -> Iterator[BinaryIO]:
+    if isinstance(source, memoryview) and not source.c_contiguous:
+        source = source.tobytes()
     if isinstance(source, (bytes, bytearray, memoryview)):
         yield io.BytesIO(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -75,10 +77,13 @@ def _info(header: Header) -> VQIInfo:
     )
 
 
-def read_info(source: Source) -> VQIInfo:
-    """Read the header only; no pixel data is read or decoded."""
+def read_info(source: Source, *, check_crc: bool = True) -> VQIInfo:
+    """Read the header only; no pixel data is read or decoded.
+
+    ``check_crc=False`` exists for fuzzing only, as for ``decode``.
+    """
     with _binary_stream(source) as stream:
-        return _info(Reader(stream).header)
+        return _info(Reader(stream, check_crc=check_crc).header)
 
 
 def _check_pixel_limit(header: Header, max_pixels: int | None) -> None:
@@ -124,6 +129,14 @@ def _open_reader(stream: BinaryIO, max_pixels: int | None, check_crc: bool) -> R
     return reader
 
 
+def _image_array(shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
+    """The output buffer; its size passed the pixel limit, if any, but may still not fit."""
+    try:
+        return np.empty(shape, dtype=dtype)
+    except (MemoryError, ValueError):
+        raise VQIError(f"cannot allocate an image of shape {shape}: out of memory") from None
+
+
 def _palette_array(reader: Reader) -> np.ndarray:
     header = reader.header
     return np.frombuffer(reader.read_palette(), dtype=np.uint8).reshape(
@@ -143,7 +156,7 @@ def decode_indexed(
         reader = _open_reader(stream, max_pixels, check_crc)
         header = reader.header
         palette = _palette_array(reader)
-        indices = np.empty((header.height, header.width), dtype=index_dtype(header.bits_per_index))
+        indices = _image_array((header.height, header.width), index_dtype(header.bits_per_index))
         for first, strip in iter_index_strips(reader):
             indices[first : first + len(strip)] = strip
     return palette, indices
@@ -159,7 +172,7 @@ def decode(
         palette = _palette_array(reader)
         if header.channels == 1:
             palette = palette[:, 0]
-        pixels = np.empty((header.height, header.width, *palette.shape[1:]), dtype=np.uint8)
+        pixels = _image_array((header.height, header.width, *palette.shape[1:]), np.uint8)
         for first, strip in iter_index_strips(reader):
             pixels[first : first + len(strip)] = palette[strip]
     return pixels
@@ -212,7 +225,7 @@ def write_indexed(
         palette.shape[1],
         len(palette),
         codec.code,
-        strip_rows or default_strip_rows(width, height),
+        default_strip_rows(width, height) if strip_rows is None else strip_rows,
     )
     writer = Writer(out, header, palette.tobytes())
     bits = header.bits_per_index
@@ -274,13 +287,19 @@ def quantize(
     *,
     method: str = palette_fitting.DEFAULT_METHOD,
     seed: int = 0,
+    min_psnr: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fit a palette to the pixels and assign each pixel: returns (palette, (H, W) indices)."""
+    """Fit a palette to the pixels and assign each pixel: returns (palette, (H, W) indices).
+
+    With ``min_psnr`` (dB) the palette is the smallest reaching it, ``colors`` at most.
+    """
     array = _as_pixels(pixels)
     colors = _check_colors(colors)
     height, width, channels = array.shape
     flat = np.ascontiguousarray(array).reshape(-1, channels)
-    palette, indices = palette_fitting.quantize(flat, colors, method=method, seed=seed)
+    palette, indices = palette_fitting.quantize(
+        flat, colors, method=method, seed=seed, min_psnr=min_psnr
+    )
     return palette, indices.reshape(height, width)
 
 
@@ -292,13 +311,15 @@ def encode(
     compression: str = compression.DEFAULT_METHOD,
     strip_rows: int | None = None,
     seed: int = 0,
+    min_psnr: float | None = None,
 ) -> bytes:
     """Quantize a uint8 image to at most ``colors`` colours and return the .vqi bytes.
 
     ``method`` chooses how the palette is fitted, ``compression`` how the index
-    stream is stored; the encoder is deterministic for a given ``seed``.
+    stream is stored; the encoder is deterministic for a given ``seed``. ``min_psnr``
+    asks for the smallest palette reaching that PSNR (dB), with ``colors`` the most.
     """
-    palette, indices = quantize(pixels, colors, method=method, seed=seed)
+    palette, indices = quantize(pixels, colors, method=method, seed=seed, min_psnr=min_psnr)
     return encode_indexed(palette, indices, compression_method=compression, strip_rows=strip_rows)
 
 

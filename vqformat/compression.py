@@ -80,6 +80,9 @@ class Stored(StripCodec):
         return bitpack.packed_size(rows * width, bits)
 
 
+_ZLIB_FDICT = 0x20  # flag bit of the zlib header (RFC 1950), read as a big-endian u16
+
+
 def inflate_exact(payload: bytes, size: int, what: str) -> bytes:
     """Inflate a zlib stream that must expand to exactly ``size`` bytes, and no further.
 
@@ -92,7 +95,7 @@ def inflate_exact(payload: bytes, size: int, what: str) -> bytes:
         if len(data) == size and not inflater.eof:
             data += inflater.decompress(inflater.unconsumed_tail, 1)
     except zlib.error as error:
-        raise VQIError(f"corrupt {what} stream: {error}") from None
+        raise VQIError(f"corrupt {what} stream: {_zlib_problem(payload, error)}") from None
     return check_expansion(data, size, inflater.eof, inflater.unused_data, what)
 
 
@@ -103,6 +106,14 @@ def check_expansion(data: bytes, size: int, ended: bool, unused: bytes, what: st
     if unused:
         raise VQIError(f"bytes follow the end of the {what} stream")
     return data
+
+
+def _zlib_problem(payload: bytes, error: zlib.error) -> str:
+    """zlib's message, or a plain one for a preset dictionary (zlib says only "Error 2")."""
+    header = int.from_bytes(payload[:2], "big")
+    if len(payload) >= 2 and header % 31 == 0 and header & _ZLIB_FDICT:
+        return "it asks for a preset dictionary, which vqi does not define"
+    return str(error)
 
 
 def deflate_bound(size: int) -> int:
