@@ -137,7 +137,7 @@ def test_row_range_decode_equals_slice_of_full_decode(start, stop, step, strip_r
 def test_row_range_decodes_only_the_strips_it_needs(monkeypatch):
     indices = np.arange(100 * 8).reshape(100, 8) % 7
     palette = np.arange(7, dtype=np.uint8) * 30
-    data = vqformat.encode_indexed(palette, indices, strip_rows=10)
+    data = vqformat.encode_indexed(palette, indices, strip_rows=10, compression_method="deflate")
     decoded = []
     original = compression.Deflate.decode
 
@@ -182,21 +182,21 @@ def traced_peak(function, *args, **kwargs):
 
 def test_encode_memory_is_bounded_by_strips_not_the_image(tmp_path, monkeypatch):
     monkeypatch.setattr(codec, "FIT_PIXELS", 1 << 14)
-    small = as_memmap(tmp_path, gradient(1500, 1000, channels=1), "small.npy")
-    large = as_memmap(tmp_path, gradient(6000, 1000, channels=1), "large.npy")
+    small = as_memmap(tmp_path, gradient(2000, 1000, channels=1), "small.npy")
+    large = as_memmap(tmp_path, gradient(8000, 1000, channels=1), "large.npy")
     options = dict(colors=16, strip_rows=16)
     _, small_peak = traced_peak(vqformat.save, tmp_path / "small.vqi", small, **options)
     _, large_peak = traced_peak(vqformat.save, tmp_path / "large.vqi", large, **options)
-    assert large_peak < large.nbytes / 4
-    assert large_peak < 1.5 * small_peak
+    assert large_peak < 1.3 * small_peak  # four times the pixels, the same memory
+    assert large_peak < large.nbytes / 2
 
 
 def test_decode_allocates_little_beyond_its_output(tmp_path):
-    pixels = gradient(1200, 1000, noise=20)
+    pixels = gradient(2000, 2000, noise=20)
     path = tmp_path / "a.vqi"
     vqformat.save(path, pixels, palette=np.unique(pixels[::50, ::50].reshape(-1, 3), axis=0)[:200])
     decoded, peak = traced_peak(vqformat.decode, path)
-    assert vqformat.read_info(path).strip_rows < 1200
+    assert vqformat.read_info(path).strip_rows < 2000
     assert peak <= 1.2 * decoded.nbytes
 
 

@@ -16,6 +16,8 @@ from bitarray.util import int2ba
 
 _GROUP = 8  # eight b-bit indices fill exactly b bytes
 _NUMPY_WIDTHS = frozenset(range(1, 9)) | {16}
+UNPACK_CHUNK = 1 << 16
+"""Indices unpacked at once: a multiple of eight, so every chunk starts on a byte boundary."""
 
 
 def packed_size(count: int, bits: int) -> int:
@@ -39,12 +41,22 @@ def pack(indices: np.ndarray, bits: int) -> bytes:
 
 
 def unpack(data: bytes, count: int, bits: int) -> np.ndarray:
-    """Unpack ``count`` indices of ``bits`` bits; ``data`` must hold exactly packed_size bytes."""
+    """Unpack ``count`` indices of ``bits`` bits; ``data`` must hold exactly packed_size bytes.
+
+    Works UNPACK_CHUNK indices at a time, so the temporaries (8 bytes an index on the
+    numpy path) stay bounded however large a strip a file declares.
+    """
     if bits == 0:
         return np.zeros(count, dtype=np.uint8)
-    if bits in _NUMPY_WIDTHS:
-        return _unpack_numpy(data, count, bits)
-    return unpack_bitarray(data, count, bits)
+    unpack_piece = _unpack_numpy if bits in _NUMPY_WIDTHS else unpack_bitarray
+    view = memoryview(data)
+    indices = np.empty(count, dtype=index_dtype(bits))
+    for start in range(0, count, UNPACK_CHUNK):
+        size = min(UNPACK_CHUNK, count - start)
+        first_byte = start * bits // 8
+        piece = view[first_byte : first_byte + packed_size(size, bits)]
+        indices[start : start + size] = unpack_piece(piece, size, bits)
+    return indices
 
 
 def _pack_numpy(indices: np.ndarray, bits: int) -> bytes:

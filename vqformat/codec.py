@@ -62,6 +62,8 @@ class VQIInfo:
 
 @contextmanager
 def _binary_stream(source: Source) -> Iterator[BinaryIO]:
+    if isinstance(source, memoryview) and not source.c_contiguous:
+        source = source.tobytes()
     if isinstance(source, (bytes, bytearray, memoryview)):
         yield io.BytesIO(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -90,10 +92,13 @@ def _info(header: Header) -> VQIInfo:
     )
 
 
-def read_info(source: Source) -> VQIInfo:
-    """Read the header only; no pixel data is read or decoded."""
+def read_info(source: Source, *, check_crc: bool = True) -> VQIInfo:
+    """Read the header only; no pixel data is read or decoded.
+
+    ``check_crc=False`` exists for fuzzing only, as for ``decode``.
+    """
     with _binary_stream(source) as stream:
-        return _info(Reader(stream).header)
+        return _info(Reader(stream, check_crc=check_crc).header)
 
 
 def _decode_strip(codec: compression.StripCodec, header: Header, strip: int, payload: bytes):
@@ -169,14 +174,23 @@ def _open_reader(
     reader = Reader(stream, check_crc=check_crc)
     header = reader.header
     wanted = _wanted_rows(header, rows)
-    needed = max(len(wanted), header.strip_rows) * header.width  # the output, or one strip
-    if max_pixels is not None and needed > max_pixels:
+    rows_held = max(len(wanted), min(header.strip_rows, header.height))  # output or a strip
+    if max_pixels is not None and rows_held * header.width > max_pixels:
+        what = "image" if len(wanted) == header.height else "band of rows, or a strip,"
         raise VQIError(
-            f"decoding {len(wanted)} rows of a {header.width}x{header.height} image needs "
-            f"{needed} pixels, over the limit of {max_pixels} (pass max_pixels to raise it)"
+            f"{what} of {header.width}x{rows_held} pixels exceeds the limit of "
+            f"{max_pixels} pixels (pass max_pixels to raise it)"
         )
     compression.codec_by_code(header.compression)
     return reader, wanted
+
+
+def _image_array(shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
+    """The output buffer; its size passed the pixel limit, if any, but may still not fit."""
+    try:
+        return np.empty(shape, dtype=dtype)
+    except (MemoryError, ValueError):
+        raise VQIError(f"cannot allocate an image of shape {shape}: out of memory") from None
 
 
 def _palette_array(reader: Reader) -> np.ndarray:
@@ -203,7 +217,7 @@ def decode_indexed(
         reader, wanted = _open_reader(stream, max_pixels, check_crc, rows)
         header = reader.header
         palette = _palette_array(reader)
-        indices = np.empty((len(wanted), header.width), dtype=index_dtype(header.bits_per_index))
+        indices = _image_array((len(wanted), header.width), index_dtype(header.bits_per_index))
         for at, strip in iter_index_strips(reader, wanted):
             indices[at : at + len(strip)] = strip
     return palette, indices
@@ -228,10 +242,9 @@ def decode(
         palette = _palette_array(reader)
         if header.channels == 1:
             palette = palette[:, 0]
-        pixels = np.empty((len(wanted), header.width, *palette.shape[1:]), dtype=np.uint8)
+        pixels = _image_array((len(wanted), header.width, *palette.shape[1:]), np.uint8)
         for at, strip in iter_index_strips(reader, wanted):
-            # indices are checked against the palette: mode='clip' saves a buffered copy
-            np.take(palette, strip, axis=0, out=pixels[at : at + len(strip)], mode="clip")
+            pixels[at : at + len(strip)] = palette[strip]
     return pixels
 
 
@@ -260,7 +273,7 @@ def default_strip_rows(width: int, height: int) -> int:
 
 
 StripIndices = Callable[[int, int], np.ndarray]
-"""(first row, row count) -> that strip's (rows, W) or (rows * W,) palette indices."""
+"""(first row, row count) -> that strip's palette indices, (rows, W) or flat."""
 
 
 @dataclass(frozen=True)
@@ -275,9 +288,8 @@ class _Layout:
     @classmethod
     def of(cls, height: int, width: int, compression_method: str, strip_rows: int | None):
         codec = compression.codec_by_name(compression_method)
-        rows = strip_rows or default_strip_rows(width, height)
-        if not 1 <= rows <= height:
-            raise VQIError(f"strip_rows must be in 1..{height}, got {strip_rows}")
+        rows = default_strip_rows(width, height) if strip_rows is None else strip_rows
+        Header(width, height, 1, 1, codec.code, rows)  # the container checks the fields
         return cls(height, width, codec, rows)
 
     def write(self, out: BinaryIO, palette: np.ndarray, strip_indices: StripIndices) -> None:
@@ -293,7 +305,7 @@ class _Layout:
         writer = Writer(out, header, palette.tobytes())
         for strip in range(header.strip_count):
             first, rows = header.strip_span(strip)
-            indices = strip_indices(first, rows)
+            indices = strip_indices(first, rows).reshape(rows, self.width)
             writer.write_strip(self.codec.encode(indices, header.bits_per_index))
         writer.close()
 
@@ -353,28 +365,37 @@ def quantize(
     *,
     method: str = palette_fitting.DEFAULT_METHOD,
     seed: int = 0,
+    min_psnr: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fit a palette to the pixels and assign each pixel: returns (palette, (H, W) indices)."""
+    """Fit a palette to the pixels and assign each pixel: returns (palette, (H, W) indices).
+
+    With ``min_psnr`` (dB) the palette is the smallest reaching it, ``colors`` at most.
+    """
     image = ImageRows.of(pixels)
     colors = _check_colors(colors)
     flat = np.ascontiguousarray(image.band(0, image.height))
-    palette, indices = palette_fitting.quantize(flat, colors, method=method, seed=seed)
+    palette, indices = palette_fitting.quantize(
+        flat, colors, method=method, seed=seed, min_psnr=min_psnr
+    )
     return palette, indices.reshape(image.height, image.width)
 
 
-def _fit(image: ImageRows, colors: int, method: str, seed: int) -> np.ndarray:
+def _fit(
+    image: ImageRows, colors: int, method: str, seed: int, min_psnr: float | None
+) -> np.ndarray:
     """A palette fitted on every pixel of an image of at most ``FIT_PIXELS``, else on a
-    uniform sample of that many.
+    uniform sample of that many (``min_psnr`` is then judged on the sample).
 
     When a sample shows few colours the image is scanned (band by band, stopping
     early) so that an image of at most ``colors`` colours keeps them all exactly.
     """
     sample = sample_pixels(image, FIT_PIXELS, seed)
-    if len(sample) < image.pixel_count and ColorSet(image.channels, colors).add(sample):
+    sampled = len(sample) < image.pixel_count
+    if sampled and min_psnr is None and ColorSet(image.channels, colors).add(sample):
         exact = distinct_colors(image, colors)
         if exact is not None:
             return exact
-    return palette_fitting.fit(sample, colors, method=method, seed=seed)
+    return palette_fitting.quantize(sample, colors, method=method, seed=seed, min_psnr=min_psnr)[0]
 
 
 @dataclass(frozen=True)
@@ -397,13 +418,14 @@ def _plan_image(
     strip_rows: int | None,
     seed: int,
     palette: np.ndarray | None,
+    min_psnr: float | None,
 ) -> _Plan:
     """Validate the options, then choose the palette and how each strip gets its indices."""
     image = ImageRows.of(pixels)
     colors = _check_colors(colors)
     layout = _Layout.of(image.height, image.width, compression, strip_rows)
     if palette is None:
-        palette = _fit(image, colors, method, seed)
+        palette = _fit(image, colors, method, seed, min_psnr)
     palette = _as_palette(palette)
     if palette.shape[1] != image.channels:
         raise VQIError(
@@ -422,18 +444,22 @@ def encode(
     strip_rows: int | None = None,
     seed: int = 0,
     palette: np.ndarray | None = None,
+    min_psnr: float | None = None,
 ) -> bytes:
     """Quantize a uint8 image to at most ``colors`` colours and return the .vqi bytes.
 
     ``pixels`` may be any array-like with ``shape``, ``dtype`` and row slicing, such as
     a ``numpy.memmap``, read a band of rows at a time: images over ``FIT_PIXELS`` are
-    fitted on a uniform sample of that many pixels. ``method`` chooses how the palette is fitted,
-    ``compression`` how the index stream is stored; ``palette`` (k, C) skips fitting
-    and maps every pixel to its nearest entry (``colors`` and ``method`` are then
-    unused). The encoder is deterministic for a given ``seed``.
+    fitted on a uniform sample of that many pixels. ``method`` chooses how the palette
+    is fitted, ``compression`` how the index stream is stored; the encoder is
+    deterministic for a given ``seed``. ``min_psnr`` asks for the smallest palette
+    reaching that PSNR (dB), with ``colors`` the most. ``palette`` (k, C) skips fitting
+    and maps every pixel to its nearest entry (``colors``, ``method`` and ``min_psnr``
+    are then unused).
     """
     out = io.BytesIO()
-    _plan_image(pixels, colors, method, compression, strip_rows, seed, palette).write(out)
+    plan = _plan_image(pixels, colors, method, compression, strip_rows, seed, palette, min_psnr)
+    plan.write(out)
     return out.getvalue()
 
 

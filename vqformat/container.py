@@ -121,6 +121,8 @@ class Header:
 
 
 def _check_range(name: str, value: int, low: int, high: int, why: str = "") -> None:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise VQIError(f"{name} must be an integer, got {value!r}")
     if not low <= value <= high:
         hint = f": {why}" if why else ""
         raise VQIError(f"{name} {value} is outside {low}..{high}{hint}")
@@ -261,9 +263,12 @@ class Reader:
         pieces = []
         remaining = size
         while remaining:
-            piece = self._stream.read(min(remaining, _READ_PIECE))
+            request = min(remaining, _READ_PIECE)
+            piece = self._stream.read(request)
             if not piece:
                 raise VQIError(f"file ends inside the {what}", self.offset)
+            if not isinstance(piece, (bytes, bytearray)) or len(piece) > request:
+                raise VQIError(f"the stream must be binary and return at most {request} bytes")
             pieces.append(piece)
             remaining -= len(piece)
             self.offset += len(piece)

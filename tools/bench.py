@@ -1,0 +1,360 @@
+"""Palette quality and encode speed of vqi against its peers, measured in the same run.
+
+For each palette size: vqi, scikit-learn KMeans(k, n_init=1) on all pixels (palette
+stored as .vqi), libimagequant (the ``imagequant`` package; timed quantization only,
+PNG written untimed for its size), the pngquant CLI (``--speed 1 --nofs``; wall time
+including process start and PNG I/O) and Pillow's quantizers (PNG size). Peers that
+are not installed are skipped. Times are medians of ``--repeats`` runs (KMeans on all
+pixels, being slow, of ``--kmeans-repeats``). Also a grey table at k = 8 and a
+rate-distortion plot (bits per pixel against PSNR, medians over the photos).
+
+    python tools/bench.py [--colors 16 64 256] [--repeats 3] [--plot rd.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from bench_images import colour_photos, grey_photos
+from PIL import Image, ImageDraw, features
+
+import vqformat
+
+
+@dataclass(frozen=True)
+class Result:
+    seconds: float
+    psnr: float
+    size: int  # bytes of the tool's output file
+
+
+Encoder = Callable[[np.ndarray, int], tuple[np.ndarray, int]]
+"""image, colours -> (reconstructed image, bytes of the encoded file)."""
+
+
+def psnr(original: np.ndarray, decoded: np.ndarray) -> float:
+    error = np.mean((original.astype(np.float64) - decoded) ** 2)
+    return float("inf") if error == 0 else 10 * np.log10(255**2 / error)
+
+
+class _untimed:
+    """Work inside this context (decoding, writing a file only for its size) is
+    subtracted from the encoder's time by ``measure``."""
+
+    spent = 0.0
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        _untimed.spent += time.perf_counter() - self.start
+
+
+def measure(encoder: Encoder, image: np.ndarray, colors: int, repeats: int) -> Result:
+    times = []
+    for _ in range(repeats):
+        excluded = _untimed.spent
+        start = time.perf_counter()
+        decoded, size = encoder(image, colors)
+        times.append(time.perf_counter() - start - (_untimed.spent - excluded))
+    return Result(statistics.median(times), psnr(image, decoded), size)
+
+
+# --- encoders: each returns what it decoded to and its file size -------------------
+
+
+def encode_vqi(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+    data = vqformat.encode(image, colors)
+    with _untimed():
+        return vqformat.decode(data), len(data)
+
+
+def encode_kmeans(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+    from sklearn.cluster import KMeans
+
+    pixels = image.reshape(-1, image.shape[-1])
+    model = KMeans(colors, n_init=1, random_state=0).fit(pixels.astype(np.float32))
+    palette = np.clip(np.rint(model.cluster_centers_), 0, 255).astype(np.uint8)
+    indices = model.labels_.reshape(image.shape[:2])
+    data = vqformat.encode_indexed(palette, indices)
+    with _untimed():
+        return palette[indices], len(data)
+
+
+def _png_size(image: Image.Image) -> int:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.tell()
+
+
+def encode_libimagequant(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+    import imagequant
+
+    height, width, _ = image.shape
+    rgba = np.dstack([image, np.full((height, width), 255, np.uint8)])
+    indices, palette = imagequant.quantize_raw_rgba_bytes(
+        rgba.tobytes(), width, height, dithering_level=0.0, max_colors=colors
+    )
+    with _untimed():
+        rgb = np.array(palette, np.uint8).reshape(-1, 4)[:, :3]
+        index_image = Image.frombytes("P", (width, height), indices)
+        index_image.putpalette(rgb.tobytes())
+        return rgb[np.frombuffer(indices, np.uint8)].reshape(image.shape), _png_size(index_image)
+
+
+def encode_pngquant(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder, "in.png"), Path(folder, "out.png")
+        with _untimed():
+            Image.fromarray(image).save(source, compress_level=1)
+        command = ["pngquant", "--speed", "1", "--nofs", "--force", "--output", str(target)]
+        subprocess.run([*command, str(colors), str(source)], check=True)
+        with _untimed():
+            return np.asarray(Image.open(target).convert("RGB")), target.stat().st_size
+
+
+def pillow_encoder(method: Image.Quantize) -> Encoder:
+    def encode(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+        quantized = Image.fromarray(image).quantize(colors, method, dither=Image.Dither.NONE)
+        with _untimed():
+            return np.asarray(quantized.convert("RGB")), _png_size(quantized)
+
+    return encode
+
+
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def available_encoders(skip_kmeans: bool) -> dict[str, Encoder]:
+    encoders: dict[str, Encoder] = {"vqi": encode_vqi}
+    if not skip_kmeans:
+        encoders["sklearn-kmeans"] = encode_kmeans
+    if _importable("imagequant"):
+        encoders["libimagequant"] = encode_libimagequant
+    if shutil.which("pngquant"):
+        encoders["pngquant"] = encode_pngquant
+    encoders["pil-mediancut"] = pillow_encoder(Image.Quantize.MEDIANCUT)
+    encoders["pil-octree"] = pillow_encoder(Image.Quantize.FASTOCTREE)
+    if features.check("libimagequant"):
+        encoders["pil-libimagequant"] = pillow_encoder(Image.Quantize.LIBIMAGEQUANT)
+    return encoders
+
+
+# --- colour tables -------------------------------------------------------------
+
+Results = dict[str, dict[str, Result]]  # encoder -> image -> result
+
+
+def _ratio_columns(result: Result, peers: dict[str, Result]) -> str:
+    cells = []
+    for peer in ("pngquant", "libimagequant"):
+        if peer in peers:
+            ratio = result.seconds / peers[peer].seconds
+            cells.append(f"{ratio:7.2f}x {result.psnr - peers[peer].psnr:+6.2f}")
+        else:
+            cells.append(f"{'-':>15}")
+    return "  ".join(cells)
+
+
+def print_table(colors: int, results: Results, photos: dict[str, np.ndarray]) -> None:
+    print(f"\n## k = {colors}")
+    header = f"{'image':<10} {'encoder':<18} {'seconds':>8} {'PSNR':>7} {'bytes':>8} {'bpp':>6}"
+    print(header + "   time/dB vs pngquant  time/dB vs libimagequant")
+    for name, image in photos.items():
+        peers = {encoder: rows[name] for encoder, rows in results.items()}
+        for encoder, result in peers.items():
+            bpp = 8 * result.size / (image.shape[0] * image.shape[1])
+            print(
+                f"{name:<10} {encoder:<18} {result.seconds:8.3f} {result.psnr:7.2f} "
+                f"{result.size:8d} {bpp:6.3f}   {_ratio_columns(result, peers)}"
+            )
+    print("median over images (ratios: median of the per-image ratios)")
+    for encoder, rows in results.items():
+        print(f"{'median':<10} {encoder:<18} {_median_row(rows, results, photos)}")
+
+
+def _median_row(rows: dict[str, Result], results: Results, photos: dict[str, np.ndarray]) -> str:
+    bpp = [8 * rows[n].size / (photos[n].shape[0] * photos[n].shape[1]) for n in rows]
+    cells = [
+        f"{statistics.median(r.seconds for r in rows.values()):8.3f}",
+        f"{statistics.median(r.psnr for r in rows.values()):7.2f}",
+        f"{statistics.median(r.size for r in rows.values()):8.0f}",
+        f"{statistics.median(bpp):6.3f}  ",
+    ]
+    for peer in ("pngquant", "libimagequant"):
+        if peer in results:
+            ratios = [rows[n].seconds / results[peer][n].seconds for n in rows]
+            gains = [rows[n].psnr - results[peer][n].psnr for n in rows]
+            cells.append(f"{statistics.median(ratios):7.2f}x {statistics.median(gains):+6.2f}")
+    return " ".join(cells)
+
+
+def print_verdict(colors: int, results: Results) -> None:
+    """The issue's targets, as measured in this run."""
+    vqi = results["vqi"]
+    median = lambda rows: statistics.median(r.psnr for r in rows.values())  # noqa: E731
+    lines = []
+    if "pngquant" in results:
+        gain = median(vqi) - median(results["pngquant"])
+        lines.append(f"median PSNR vs pngquant {gain:+.2f} dB (target >= +0.30)")
+    if "sklearn-kmeans" in results:
+        worst = min(vqi[n].psnr - results["sklearn-kmeans"][n].psnr for n in vqi)
+        speed = statistics.median(
+            results["sklearn-kmeans"][n].seconds / vqi[n].seconds for n in vqi
+        )
+        lines.append(f"worst image vs KMeans {worst:+.2f} dB (target >= -0.05)")
+        lines.append(f"KMeans/vqi time {speed:.1f}x (target >= 10 at k = 256)")
+    if "libimagequant" in results:
+        ratio = statistics.median(vqi[n].seconds for n in vqi) / statistics.median(
+            r.seconds for r in results["libimagequant"].values()
+        )
+        lines.append(f"median time vqi/libimagequant {ratio:.2f}x (target <= 1.5)")
+    print(f"k = {colors}: " + "; ".join(lines))
+
+
+# --- grey table -----------------------------------------------------------------
+
+
+def grey_methods() -> dict[str, Callable[[np.ndarray, int], np.ndarray]]:
+    """Name -> (image, k) -> decoded image, for the 1-channel comparison."""
+    from sklearn.cluster import KMeans
+    from sklearn.preprocessing import KBinsDiscretizer
+
+    def kbins(strategy: str) -> Callable[[np.ndarray, int], np.ndarray]:
+        def run(image: np.ndarray, colors: int) -> np.ndarray:
+            model = KBinsDiscretizer(
+                n_bins=colors, encode="ordinal", strategy=strategy, random_state=0
+            )
+            column = image.reshape(-1, 1).astype(np.float64)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return model.inverse_transform(model.fit_transform(column)).reshape(image.shape)
+
+        return run
+
+    def lloyd(image: np.ndarray, colors: int) -> np.ndarray:
+        column = image.reshape(-1, 1).astype(np.float64)
+        model = KMeans(colors, n_init=1, random_state=0).fit(column)
+        return model.cluster_centers_[model.labels_].reshape(image.shape)
+
+    def vqi(method: str) -> Callable[[np.ndarray, int], np.ndarray]:
+        return lambda image, colors: vqformat.decode(vqformat.encode(image, colors, method=method))
+
+    return {
+        "KBins uniform": kbins("uniform"),
+        "KBins quantile": kbins("quantile"),
+        "KBins kmeans": kbins("kmeans"),
+        "KMeans Lloyd": lloyd,
+        "vqi uniform": vqi("uniform"),
+        "vqi quantile": vqi("quantile"),
+        "vqi exact": vqi("kmeans"),
+    }
+
+
+def print_grey_table(photos: dict[str, np.ndarray], colors: int) -> None:
+    print(f"\n## grey, k = {colors}: MSE (PSNR) and seconds")
+    methods = grey_methods()
+    print(f"{'image':<14}" + "".join(f"{name:>24}" for name in methods))
+    for name, image in photos.items():
+        cells = []
+        for method in methods.values():
+            start = time.perf_counter()
+            decoded = method(image, colors)
+            seconds = time.perf_counter() - start
+            mse = float(np.mean((image.astype(np.float64) - decoded) ** 2))
+            cells.append(f"{mse:8.2f} ({psnr(image, decoded):5.2f}) {seconds:6.3f}s")
+        print(f"{name:<14}" + "".join(f"{cell:>24}" for cell in cells))
+
+
+# --- rate-distortion plot --------------------------------------------------------
+
+PLOT_COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
+
+
+def draw_rd_plot(curves: dict[str, list[tuple[float, float]]], path: str) -> None:
+    """Median bits per pixel against median PSNR, one polyline per encoder."""
+    width, height, margin = 900, 600, 70
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    points = [point for curve in curves.values() for point in curve]
+    x_low, x_high = 0.0, max(x for x, _ in points) * 1.05
+    y_low, y_high = min(y for _, y in points) - 0.5, max(y for _, y in points) + 0.5
+
+    def to_pixel(x: float, y: float) -> tuple[float, float]:
+        return (
+            margin + (x - x_low) / (x_high - x_low) * (width - 2 * margin),
+            height - margin - (y - y_low) / (y_high - y_low) * (height - 2 * margin),
+        )
+
+    draw.rectangle([margin, margin, width - margin, height - margin], outline="black")
+    for tick in np.linspace(x_low, x_high, 6):
+        px, _ = to_pixel(tick, y_low)
+        draw.text((px - 10, height - margin + 8), f"{tick:.2f}", fill="black")
+    for tick in np.linspace(y_low, y_high, 6):
+        _, py = to_pixel(x_low, tick)
+        draw.text((margin - 45, py - 6), f"{tick:.1f}", fill="black")
+    draw.text((width / 2 - 60, height - 30), "bits per pixel (median)", fill="black")
+    draw.text((10, 20), "PSNR dB (median over photos)", fill="black")
+    for number, (name, curve) in enumerate(curves.items()):
+        colour = PLOT_COLOURS[number % len(PLOT_COLOURS)]
+        pixels = [to_pixel(x, y) for x, y in sorted(curve)]
+        draw.line(pixels, fill=colour, width=2)
+        for px, py in pixels:
+            draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
+        draw.text((margin + 10, margin + 10 + 16 * number), name, fill=colour)
+    image.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--colors", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--kmeans-repeats", type=int, default=1)
+    parser.add_argument("--skip-kmeans", action="store_true", help="omit KMeans on all pixels")
+    parser.add_argument("--image", nargs="*", default=[], help="extra colour images")
+    parser.add_argument("--grey-image", nargs="*", default=[], help="extra grey images")
+    parser.add_argument("--grey-colors", type=int, default=8)
+    parser.add_argument("--plot", default="rd.png", help="rate-distortion plot (PNG)")
+    args = parser.parse_args()
+
+    photos = colour_photos(args.image)
+    encoders = available_encoders(args.skip_kmeans)
+    print(f"photos: {', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in photos.items())}")
+    print(f"encoders: {', '.join(encoders)}; times are medians of {args.repeats} runs")
+    curves: dict[str, list[tuple[float, float]]] = {name: [] for name in encoders}
+    for colors in args.colors:
+        results: Results = {name: {} for name in encoders}
+        for image_name, image in photos.items():
+            for name, encoder in encoders.items():  # interleaved: same load for all
+                repeats = args.kmeans_repeats if name == "sklearn-kmeans" else args.repeats
+                results[name][image_name] = measure(encoder, image, colors, repeats)
+        print_table(colors, results, photos)
+        print_verdict(colors, results)
+        for name, rows in results.items():
+            bpp = statistics.median(
+                8 * rows[n].size / (photos[n].shape[0] * photos[n].shape[1]) for n in rows
+            )
+            curves[name].append((bpp, statistics.median(r.psnr for r in rows.values())))
+    print_grey_table(grey_photos(photos, args.grey_image), args.grey_colors)
+    draw_rd_plot(curves, args.plot)
+    print(f"\nrate-distortion plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
