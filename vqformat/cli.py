@@ -8,17 +8,21 @@ that runs it; the work itself lives in ``jobs`` (per file), ``batch`` (many file
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
+import numpy as np
+
 import vqformat
-from vqformat import compression, palette
+from vqformat import compression, dataset, palette
 
 from .batch import (
+    Mapper,
     Reporter,
     UsageError,
     local_mapper,
@@ -28,18 +32,24 @@ from .batch import (
     run_jobs,
 )
 from .container import MAX_COLORS
+from .errors import VQIError
 from .jobs import (
     STDIO,
     DecodeJob,
     EncodeJob,
     ExitStatus,
     JobFailure,
+    check_output,
     decode_file,
     describe,
     display_name,
     encode_file,
+    failing_as,
     file_info,
     output_format,
+    read_pixels,
+    write_output,
+    writing,
 )
 
 EXIT_STATUS_HELP = {
@@ -62,6 +72,8 @@ examples:
   vqi encode photo.jpg               write photo.vqi (256 colours)
   vqi encode -k 16 photo.png -o small.vqi
   vqi encode -j 4 *.png -o out/      many files into a folder, 4 processes
+  vqi fit-palette *.png -o p.vqi     one palette for a collection; then
+  vqi encode --palette p.vqi *.png -o out/
   vqi decode photo.vqi               write photo.png
   vqi decode photo.vqi -o photo.webp any format Pillow writes, by extension
   cat photo.png | vqi encode - > photo.vqi
@@ -127,6 +139,12 @@ def _output_options(output_help: str) -> argparse.ArgumentParser:
         default=1,
         help="process N files at once in worker processes (0: one per CPU; default 1)",
     )
+    options.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the jobs on the Dask cluster at ADDRESS (e.g. tcp://host:8786) instead of "
+        "-j; its workers must see the same files (needs the vqformat[dask] extra)",
+    )
     options.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     return options
 
@@ -166,6 +184,17 @@ def _add_command(
     return parser
 
 
+def _add_colour_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-k",
+        "--colors",
+        type=colour_count,
+        default=256,
+        metavar="K",
+        help=f"palette size, 1..{MAX_COLORS} (default 256)",
+    )
+
+
 # --- encode ------------------------------------------------------------------------------
 
 
@@ -181,14 +210,7 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
         run_encode,
         "image files; '-' reads stdin",
     )
-    parser.add_argument(
-        "-k",
-        "--colors",
-        type=colour_count,
-        default=256,
-        metavar="K",
-        help=f"palette size, 1..{MAX_COLORS} (default 256)",
-    )
+    _add_colour_option(parser)
     parser.add_argument(
         "--method",
         choices=sorted(palette.METHODS),
@@ -206,10 +228,17 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not write a result that is not smaller than its input (exit status 98)",
     )
+    parser.add_argument(
+        "--palette",
+        metavar="FILE",
+        help="encode every image with this palette file (from vqi fit-palette) instead of "
+        "fitting one; -k and --method are then unused",
+    )
 
 
 def run_encode(args: argparse.Namespace) -> int:
     targets = plan_targets(args.inputs, args.output, ".vqi")
+    shared_palette = _read_palette_file(args.palette) if args.palette else None
     jobs = [
         EncodeJob(
             source=source,
@@ -219,6 +248,7 @@ def run_encode(args: argparse.Namespace) -> int:
             method=args.method,
             compression=args.compression,
             skip_if_larger=args.skip_if_larger,
+            palette=shared_palette,
         )
         for source, target in zip(args.inputs, targets, strict=True)
     ]
@@ -271,9 +301,77 @@ def _run_batch(work: Callable, jobs: Sequence, args: argparse.Namespace, verb: s
             print(f"vqi: {folder}: cannot create the folder: {describe(error)}", file=sys.stderr)
             return ExitStatus.UNWRITABLE
     reporter = Reporter(len(jobs), verb, quiet=args.quiet, debug=args.debug)
-    with local_mapper(args.jobs, len(jobs)) as mapper:
-        results = run_jobs(work, jobs, mapper, reporter)
+    try:
+        with _mapper(args, len(jobs)) as mapper:
+            results = run_jobs(work, jobs, mapper, reporter)
+    except VQIError as error:  # the cluster cannot be reached; no job has run
+        raise UsageError(str(error)) from None
     return overall_status(results)
+
+
+def _mapper(args: argparse.Namespace, jobs: int) -> contextlib.AbstractContextManager[Mapper]:
+    if args.dask:
+        from .distributed import cluster_mapper
+
+        return cluster_mapper(args.dask)
+    return local_mapper(args.jobs, jobs)
+
+
+# --- fit-palette -------------------------------------------------------------------------
+
+
+def add_fit_palette(subparsers: argparse._SubParsersAction) -> None:
+    parser = _add_command(
+        subparsers,
+        "fit-palette",
+        "Fit one palette to a collection of images, reading one image at a time, and write "
+        "it as a palette file for vqi encode --palette (same colours in every file).",
+        "  vqi fit-palette -k 64 images/*.png -o palette.vqi\n"
+        "  vqi encode --palette palette.vqi images/*.png -o out/\n",
+        run_fit_palette,
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IN", help="image files, all of one mode")
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="PALETTE", help="the palette file to write"
+    )
+    _add_colour_option(parser)
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite the output file")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+
+
+def run_fit_palette(args: argparse.Namespace) -> int:
+    if STDIO in args.inputs:
+        raise UsageError("fit-palette reads files; '-' (standard input) is not one")
+    try:
+        check_output(args.output, args.force)
+        with failing_as(ExitStatus.INPUT, "fit a palette"):
+            fitted = dataset.fit_palette(_named_pixels(args.inputs), args.colors)
+        with writing(args.output):
+            write_output(args.output, lambda out: dataset.write_palette(out, fitted), args.force)
+    except JobFailure as failure:
+        print(f"vqi: {failure}", file=sys.stderr)
+        return failure.status
+    if not args.quiet:
+        print(
+            f"{args.output}: {len(fitted)} colours from {len(args.inputs)} images", file=sys.stderr
+        )
+    return ExitStatus.OK
+
+
+def _named_pixels(sources: Sequence[str]) -> Iterator[np.ndarray]:
+    """Each image's pixels in turn; a failure names its file."""
+    for source in sources:
+        try:
+            yield read_pixels(source)
+        except JobFailure as failure:
+            raise JobFailure(failure.status, f"{source}: {failure}") from failure
+
+
+def _read_palette_file(path: str) -> np.ndarray:
+    try:
+        return dataset.read_palette(path)
+    except VQIError as error:
+        raise UsageError(f"--palette {path}: {error}") from None
 
 
 # --- info --------------------------------------------------------------------------------
@@ -360,7 +458,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 # --- main --------------------------------------------------------------------------------
 
-COMMANDS = (add_encode, add_decode, add_info, add_demo)
+COMMANDS = (add_encode, add_decode, add_fit_palette, add_info, add_demo)
 
 
 def build_parser() -> Parser:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -16,15 +17,29 @@ from . import palette as palette_fitting
 from .bitpack import index_dtype
 from .container import MAX_COLORS, Header, Reader, Writer, bits_for_colors
 from .errors import VQIError
+from .streaming import ColorSet, ImageRows, StripAssigner, distinct_colors, sample_pixels
 
 Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
 MAX_PIXELS = 1 << 30
 """Default limit on width x height accepted by the decoder (pass ``max_pixels`` to change)."""
 
-STRIP_PIXELS = 1 << 22
-"""Encoders aim for strips of about this many pixels: large enough to compress well,
-small enough to bound memory and allow decoding a band of rows alone."""
+STRIP_PIXELS = 1 << 20
+"""Largest strip the encoder writes by default, in pixels: it bounds the memory of
+encoding and decoding beyond the output, and the work of decoding a band of rows."""
+
+MIN_STRIP_PIXELS = 1 << 16
+"""Smallest default strip: smaller ones start compression afresh too often."""
+
+STRIPS_PER_IMAGE = 64
+"""Between those sizes a default strip is 1/64 of the image, so a decoder filling its
+output strip by strip needs little memory beyond the output itself."""
+
+FIT_PIXELS = 1 << 18
+"""The palette is fitted on at most this many pixels: all of an image that has no more,
+else a uniform sample of this size. Fitting costs memory and time with the distinct
+colours it sees, so this bounds the encoder's memory whatever the image size; pixels
+are then mapped to the palette a strip at a time."""
 
 
 @dataclass(frozen=True)
@@ -86,12 +101,17 @@ def read_info(source: Source, *, check_crc: bool = True) -> VQIInfo:
         return _info(Reader(stream, check_crc=check_crc).header)
 
 
-def _check_pixel_limit(header: Header, max_pixels: int | None) -> None:
-    if max_pixels is not None and header.pixel_count > max_pixels:
+def _decode_strip(codec: compression.StripCodec, header: Header, strip: int, payload: bytes):
+    """The (rows, W) indices of one strip, each checked against the palette."""
+    rows = header.strip_span(strip)[1]
+    bits = header.bits_per_index
+    indices = codec.decode(payload, rows, header.width, bits)
+    if header.colors < 1 << bits and indices.size and int(indices.max()) >= header.colors:
         raise VQIError(
-            f"image of {header.width}x{header.height} pixels exceeds the limit of "
-            f"{max_pixels} pixels (pass max_pixels to raise it)"
+            f"index {int(indices.max())} in strip {strip} is outside the "
+            f"palette of {header.colors} colours"
         )
+    return indices
 
 
 def _strip_payloads(reader: Reader) -> Iterator[bytes]:
@@ -102,31 +122,67 @@ def _strip_payloads(reader: Reader) -> Iterator[bytes]:
     return reader.iter_strips(lambda rows: codec.max_payload(rows, width, bits))
 
 
-def iter_index_strips(reader: Reader) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (first row, indices) for each strip, each index checked against the palette.
+def iter_index_strips(
+    reader: Reader, wanted: range | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (output row, indices of the wanted rows) for each strip holding wanted rows.
 
-    ``reader`` must have read the palette. Only one strip is held at a time, so
-    callers that place strips into their own buffer (the Pillow plugin) bound memory.
+    ``reader`` must have read the palette; ``wanted`` (a range of step >= 1) defaults
+    to every row, when the output row is the strip's first row. Only one strip is held
+    at a time, so callers that place strips into their own buffer bound memory. Strips
+    before the wanted rows are read (their CRC checked) but not decoded, and reading
+    stops after the last strip needed (spec §6.1).
     """
     header = reader.header
+    wanted = range(header.height) if wanted is None else wanted
     codec = compression.codec_by_code(header.compression)
-    width, bits = header.width, header.bits_per_index
+    if not wanted:
+        return
+    last_needed = wanted[-1] // header.strip_rows
     for strip, payload in enumerate(_strip_payloads(reader)):
         first, rows = header.strip_span(strip)
-        indices = codec.decode(payload, rows, width, bits)
-        if header.colors < 1 << bits and indices.size and int(indices.max()) >= header.colors:
-            raise VQIError(
-                f"index {int(indices.max())} in strip {strip} is outside the "
-                f"palette of {header.colors} colours"
-            )
-        yield first, indices
+        start = _first_at_or_after(wanted, first)
+        stop = _first_at_or_after(wanted, first + rows)
+        if start < stop:
+            indices = _decode_strip(codec, header, strip, payload)
+            low, high = wanted[start] - first, wanted[stop - 1] - first + 1
+            yield start, indices[low : high : wanted.step]
+        if strip == last_needed < header.strip_count - 1:
+            return  # the rest is not needed; a full decode goes on to check IEND
 
 
-def _open_reader(stream: BinaryIO, max_pixels: int | None, check_crc: bool) -> Reader:
+def _first_at_or_after(wanted: range, row: int) -> int:
+    """Position in ``wanted`` (a range of step >= 1) of its first row >= ``row``."""
+    return min(len(wanted), max(0, -(-(row - wanted.start) // wanted.step)))
+
+
+def _wanted_rows(header: Header, rows: slice | None) -> range:
+    if rows is None:
+        return range(header.height)
+    if not isinstance(rows, slice):
+        raise VQIError(f"rows must be a slice, got {type(rows).__name__}")
+    wanted = range(header.height)[rows]
+    if wanted.step < 1:
+        raise VQIError(f"rows must go top to bottom (step >= 1), got step {wanted.step}")
+    return wanted
+
+
+def _open_reader(
+    stream: BinaryIO, max_pixels: int | None, check_crc: bool, rows: slice | None
+) -> tuple[Reader, range]:
+    """A reader past HEAD, and the rows to decode, checked against the pixel limit."""
     reader = Reader(stream, check_crc=check_crc)
-    _check_pixel_limit(reader.header, max_pixels)
-    compression.codec_by_code(reader.header.compression)
-    return reader
+    header = reader.header
+    wanted = _wanted_rows(header, rows)
+    rows_held = max(len(wanted), min(header.strip_rows, header.height))  # output or a strip
+    if max_pixels is not None and rows_held * header.width > max_pixels:
+        what = "image" if len(wanted) == header.height else "band of rows, or a strip,"
+        raise VQIError(
+            f"{what} of {header.width}x{rows_held} pixels exceeds the limit of "
+            f"{max_pixels} pixels (pass max_pixels to raise it)"
+        )
+    compression.codec_by_code(header.compression)
+    return reader, wanted
 
 
 def _image_array(shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
@@ -145,36 +201,50 @@ def _palette_array(reader: Reader) -> np.ndarray:
 
 
 def decode_indexed(
-    source: Source, *, max_pixels: int | None = MAX_PIXELS, check_crc: bool = True
+    source: Source,
+    *,
+    max_pixels: int | None = MAX_PIXELS,
+    check_crc: bool = True,
+    rows: slice | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode to (palette, indices): a (k, C) uint8 palette and (H, W) indices.
 
-    Indices are uint8 for k <= 256, uint16 otherwise. ``check_crc=False`` exists for
+    Indices are uint8 for k <= 256, uint16 otherwise. ``rows`` (a slice) decodes only
+    those rows and only the strips holding them. ``check_crc=False`` exists for
     fuzzing only.
     """
     with _binary_stream(source) as stream:
-        reader = _open_reader(stream, max_pixels, check_crc)
+        reader, wanted = _open_reader(stream, max_pixels, check_crc, rows)
         header = reader.header
         palette = _palette_array(reader)
-        indices = _image_array((header.height, header.width), index_dtype(header.bits_per_index))
-        for first, strip in iter_index_strips(reader):
-            indices[first : first + len(strip)] = strip
+        indices = _image_array((len(wanted), header.width), index_dtype(header.bits_per_index))
+        for at, strip in iter_index_strips(reader, wanted):
+            indices[at : at + len(strip)] = strip
     return palette, indices
 
 
 def decode(
-    source: Source, *, max_pixels: int | None = MAX_PIXELS, check_crc: bool = True
+    source: Source,
+    *,
+    max_pixels: int | None = MAX_PIXELS,
+    check_crc: bool = True,
+    rows: slice | None = None,
 ) -> np.ndarray:
-    """Decode to a uint8 array: (H, W) for grey files, (H, W, C) for LA, RGB and RGBA."""
+    """Decode to a uint8 array: (H, W) for grey files, (H, W, C) for LA, RGB and RGBA.
+
+    The output is allocated once and filled strip by strip, so the peak memory is the
+    output plus one strip. ``rows`` (a slice) decodes only those rows and only the
+    strips holding them: ``decode(f, rows=slice(a, b))`` equals ``decode(f)[a:b]``.
+    """
     with _binary_stream(source) as stream:
-        reader = _open_reader(stream, max_pixels, check_crc)
+        reader, wanted = _open_reader(stream, max_pixels, check_crc, rows)
         header = reader.header
         palette = _palette_array(reader)
         if header.channels == 1:
             palette = palette[:, 0]
-        pixels = _image_array((header.height, header.width, *palette.shape[1:]), np.uint8)
-        for first, strip in iter_index_strips(reader):
-            pixels[first : first + len(strip)] = palette[strip]
+        pixels = _image_array((len(wanted), header.width, *palette.shape[1:]), np.uint8)
+        for at, strip in iter_index_strips(reader, wanted):
+            pixels[at : at + len(strip)] = palette[strip]
     return pixels
 
 
@@ -197,7 +267,47 @@ def verify(source: Source) -> VQIInfo:
 
 
 def default_strip_rows(width: int, height: int) -> int:
-    return max(1, min(height, STRIP_PIXELS // width))
+    """Rows per strip: 1/STRIPS_PER_IMAGE of the image, within the default strip sizes."""
+    target = min(STRIP_PIXELS, max(MIN_STRIP_PIXELS, width * height // STRIPS_PER_IMAGE))
+    return max(1, min(height, target // width))
+
+
+StripIndices = Callable[[int, int], np.ndarray]
+"""(first row, row count) -> that strip's palette indices, (rows, W) or flat."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The validated shape of a file to write, known before its palette is."""
+
+    height: int
+    width: int
+    codec: compression.StripCodec
+    strip_rows: int
+
+    @classmethod
+    def of(cls, height: int, width: int, compression_method: str, strip_rows: int | None):
+        codec = compression.codec_by_name(compression_method)
+        rows = default_strip_rows(width, height) if strip_rows is None else strip_rows
+        Header(width, height, 1, 1, codec.code, rows)  # the container checks the fields
+        return cls(height, width, codec, rows)
+
+    def write(self, out: BinaryIO, palette: np.ndarray, strip_indices: StripIndices) -> None:
+        """Write the file strip by strip: only one strip's indices exist at a time."""
+        header = Header(
+            self.width,
+            self.height,
+            palette.shape[1],
+            len(palette),
+            self.codec.code,
+            self.strip_rows,
+        )
+        writer = Writer(out, header, palette.tobytes())
+        for strip in range(header.strip_count):
+            first, rows = header.strip_span(strip)
+            indices = strip_indices(first, rows).reshape(rows, self.width)
+            writer.write_strip(self.codec.encode(indices, header.bits_per_index))
+        writer.close()
 
 
 def write_indexed(
@@ -217,22 +327,8 @@ def write_indexed(
         raise VQIError(f"indices must be integers, got {indices.dtype}")
     if indices.min() < 0 or indices.max() >= len(palette):
         raise VQIError(f"indices must lie in 0..{len(palette) - 1}")
-    codec = compression.codec_by_name(compression_method)
-    height, width = indices.shape
-    header = Header(
-        width,
-        height,
-        palette.shape[1],
-        len(palette),
-        codec.code,
-        default_strip_rows(width, height) if strip_rows is None else strip_rows,
-    )
-    writer = Writer(out, header, palette.tobytes())
-    bits = header.bits_per_index
-    for strip in range(header.strip_count):
-        first, rows = header.strip_span(strip)
-        writer.write_strip(codec.encode(indices[first : first + rows], bits))
-    writer.close()
+    layout = _Layout.of(*indices.shape, compression_method, strip_rows)
+    layout.write(out, palette, lambda first, rows: indices[first : first + rows])
 
 
 def encode_indexed(palette: np.ndarray, indices: np.ndarray, **options) -> bytes:
@@ -255,24 +351,6 @@ def _as_palette(palette: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(palette)
 
 
-def _as_pixels(pixels: np.ndarray) -> np.ndarray:
-    """Validate encoder input and return it as (H, W, C) uint8."""
-    array = np.asarray(pixels)
-    if array.dtype == np.bool_:
-        raise VQIError("boolean arrays are ambiguous: convert to uint8 (0/255) first")
-    if array.dtype != np.uint8:
-        raise VQIError(f"pixels must be uint8, got {array.dtype}: scale and convert first")
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or not 1 <= array.shape[2] <= 4:
-        raise VQIError(
-            f"pixels must have shape (H, W) or (H, W, C) with C in 1..4, got {array.shape}"
-        )
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise VQIError(f"image is empty: shape {array.shape}")
-    return array
-
-
 def _check_colors(colors: int) -> int:
     if isinstance(colors, bool) or not isinstance(colors, (int, np.integer)):
         raise VQIError(f"colors must be an integer, got {colors!r}")
@@ -293,14 +371,68 @@ def quantize(
 
     With ``min_psnr`` (dB) the palette is the smallest reaching it, ``colors`` at most.
     """
-    array = _as_pixels(pixels)
+    image = ImageRows.of(pixels)
     colors = _check_colors(colors)
-    height, width, channels = array.shape
-    flat = np.ascontiguousarray(array).reshape(-1, channels)
+    flat = np.ascontiguousarray(image.band(0, image.height))
     palette, indices = palette_fitting.quantize(
         flat, colors, method=method, seed=seed, min_psnr=min_psnr
     )
-    return palette, indices.reshape(height, width)
+    return palette, indices.reshape(image.height, image.width)
+
+
+def _fit(
+    image: ImageRows, colors: int, method: str, seed: int, min_psnr: float | None
+) -> np.ndarray:
+    """A palette fitted on every pixel of an image of at most ``FIT_PIXELS``, else on a
+    uniform sample of that many (``min_psnr`` is then judged on the sample).
+
+    When a sample shows few colours the image is scanned (band by band, stopping
+    early) so that an image of at most ``colors`` colours keeps them all exactly.
+    """
+    sample = sample_pixels(image, FIT_PIXELS, seed)
+    sampled = len(sample) < image.pixel_count
+    if sampled and min_psnr is None and ColorSet(image.channels, colors).add(sample):
+        exact = distinct_colors(image, colors)
+        if exact is not None:
+            return exact
+    return palette_fitting.quantize(sample, colors, method=method, seed=seed, min_psnr=min_psnr)[0]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything needed to write an image, decided before a byte is written."""
+
+    layout: _Layout
+    palette: np.ndarray
+    strip_indices: StripIndices
+
+    def write(self, out: BinaryIO) -> None:
+        self.layout.write(out, self.palette, self.strip_indices)
+
+
+def _plan_image(
+    pixels: Any,
+    colors: int,
+    method: str,
+    compression: str,
+    strip_rows: int | None,
+    seed: int,
+    palette: np.ndarray | None,
+    min_psnr: float | None,
+) -> _Plan:
+    """Validate the options, then choose the palette and how each strip gets its indices."""
+    image = ImageRows.of(pixels)
+    colors = _check_colors(colors)
+    layout = _Layout.of(image.height, image.width, compression, strip_rows)
+    if palette is None:
+        palette = _fit(image, colors, method, seed, min_psnr)
+    palette = _as_palette(palette)
+    if palette.shape[1] != image.channels:
+        raise VQIError(
+            f"palette has {palette.shape[1]} channels but the image has {image.channels}"
+        )
+    assign = StripAssigner(palette)
+    return _Plan(layout, palette, lambda first, rows: assign(image.band(first, rows)))
 
 
 def encode(
@@ -311,26 +443,57 @@ def encode(
     compression: str = compression.DEFAULT_METHOD,
     strip_rows: int | None = None,
     seed: int = 0,
+    palette: np.ndarray | None = None,
     min_psnr: float | None = None,
 ) -> bytes:
     """Quantize a uint8 image to at most ``colors`` colours and return the .vqi bytes.
 
-    ``method`` chooses how the palette is fitted, ``compression`` how the index
-    stream is stored; the encoder is deterministic for a given ``seed``. ``min_psnr``
-    asks for the smallest palette reaching that PSNR (dB), with ``colors`` the most.
+    ``pixels`` may be any array-like with ``shape``, ``dtype`` and row slicing, such as
+    a ``numpy.memmap``, read a band of rows at a time: images over ``FIT_PIXELS`` are
+    fitted on a uniform sample of that many pixels. ``method`` chooses how the palette
+    is fitted, ``compression`` how the index stream is stored; the encoder is
+    deterministic for a given ``seed``. ``min_psnr`` asks for the smallest palette
+    reaching that PSNR (dB), with ``colors`` the most. ``palette`` (k, C) skips fitting
+    and maps every pixel to its nearest entry (``colors``, ``method`` and ``min_psnr``
+    are then unused).
     """
-    palette, indices = quantize(pixels, colors, method=method, seed=seed, min_psnr=min_psnr)
-    return encode_indexed(palette, indices, compression_method=compression, strip_rows=strip_rows)
+    out = io.BytesIO()
+    plan = _plan_image(pixels, colors, method, compression, strip_rows, seed, palette, min_psnr)
+    plan.write(out)
+    return out.getvalue()
 
 
-def save(file: str | os.PathLike | BinaryIO, pixels: np.ndarray, **options) -> None:
-    """Encode ``pixels`` into a path or binary file (numpy.save's argument order)."""
-    data = encode(pixels, **options)
+def save(file: str | os.PathLike | BinaryIO, pixels: Any, **options) -> None:
+    """Encode ``pixels`` into a path or binary file (numpy.save's argument order).
+
+    Takes ``encode``'s options. The file is written strip by strip as the image is
+    mapped, so its bytes are never all in memory; the palette is fitted and every
+    option checked before anything is written, and a path that cannot be completed
+    is removed.
+    """
+    arguments = inspect.signature(encode).bind(pixels, **options)
+    arguments.apply_defaults()
+    write_to(file, _plan_image(**arguments.arguments).write)
+
+
+def write_to(file: str | os.PathLike | BinaryIO, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write`` on a binary file, or on a path opened for it.
+
+    A path whose writing fails is removed rather than left half written.
+    """
     if hasattr(file, "write"):
-        file.write(data)
-    else:
+        write(file)
+        return
+    try:
         with open(file, "wb") as out:
-            out.write(data)
+            try:
+                write(out)
+            except BaseException:
+                out.close()
+                os.remove(file)
+                raise
+    except OSError as error:
+        raise VQIError(f"cannot write {os.fspath(file)!r}: {error.strerror}") from None
 
 
 __all__ = [

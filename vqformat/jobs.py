@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import BinaryIO
 
@@ -59,6 +59,7 @@ class EncodeJob(FileJob):
     method: str
     compression: str
     skip_if_larger: bool = False
+    palette: np.ndarray | None = field(default=None, compare=False)  # skips fitting
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,6 +204,14 @@ def image_pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image if image.mode == mode else image.convert(mode))
 
 
+def read_pixels(source: str) -> np.ndarray:
+    """The pixels of one image file, as ``image_pixels`` gives them; raises JobFailure."""
+    with failing_as(ExitStatus.INPUT, "read"):
+        stream, _ = read_input(source)
+        with stream, Image.open(stream) as image:
+            return image_pixels(image)
+
+
 def output_format(target: str, requested: str | None) -> str:
     """The Pillow format to write: the one requested, else the target's extension, else PNG."""
     Image.init()
@@ -256,7 +265,13 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     with failing_as(ExitStatus.INPUT, "read"), Image.open(stream) as image:
         pixels = image_pixels(image)
     with failing_as(ExitStatus.INPUT, "encode"):
-        data = vqformat.encode(pixels, job.colors, method=job.method, compression=job.compression)
+        data = vqformat.encode(
+            pixels,
+            job.colors,
+            method=job.method,
+            compression=job.compression,
+            palette=job.palette,
+        )
     info = vqformat.read_info(data)
     summary = (
         f"{info.width}x{info.height} {info.mode}, {info.colors} colours "

@@ -1,0 +1,196 @@
+"""Strip codecs: exact round trips, bounded decompression, malformed payloads, scan and order."""
+
+import json
+import lzma
+import struct
+import time
+import tracemalloc
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import vqformat
+from vqformat import VQIError
+from vqformat.bands import band_scan, band_unscan, field_bits
+from vqformat.compression import METHODS, codec_by_name
+from vqformat.ordering import adjacency_order
+
+NEW_METHODS = ["deflate-runs", "lzma-bands"]
+SHAPES = st.one_of(
+    st.tuples(st.just(1), st.just(1)),
+    st.tuples(st.just(1), st.integers(1, 70)),
+    st.tuples(st.integers(1, 70), st.just(1)),
+    st.tuples(st.integers(1, 70), st.integers(1, 40)),
+)
+
+
+@st.composite
+def strips(draw):
+    """A (rows, width) strip of b-bit indices, often using few distinct values, like images."""
+    bits = draw(st.integers(0, 16))
+    rows, width = draw(SHAPES)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    values = rng.integers(0, 1 << bits, size=draw(st.integers(1, 6)))
+    return rng.choice(values, size=(rows, width)), bits
+
+
+@settings(max_examples=120, deadline=None)
+@given(strips(), st.sampled_from(sorted(METHODS)))
+def test_every_method_round_trips_exactly(strip, method):
+    indices, bits = strip
+    codec = codec_by_name(method)
+    payload = codec.encode(indices, bits)
+    assert len(payload) <= codec.max_payload(*indices.shape, bits)
+    decoded = codec.decode(payload, *indices.shape, bits)
+    assert decoded.dtype == (np.uint8 if bits <= 8 else np.uint16)
+    assert np.array_equal(decoded, indices)
+
+
+@settings(max_examples=60, deadline=None)
+@given(SHAPES, st.integers(1, 40))
+def test_band_scan_is_a_permutation_it_inverts(shape, height):
+    indices = np.arange(shape[0] * shape[1]).reshape(shape)
+    sequence = band_scan(indices, height)
+    assert sorted(sequence.tolist()) == list(range(indices.size))
+    assert np.array_equal(band_unscan(sequence, *shape, height), indices)
+
+
+def test_band_scan_order_on_a_small_strip():
+    indices = np.arange(15).reshape(5, 3)
+    # two 2-row bands read column by column, then the last row on its own
+    assert band_scan(indices, 2).tolist() == [0, 3, 1, 4, 2, 5, 6, 9, 7, 10, 8, 11, 12, 13, 14]
+
+
+@settings(max_examples=60, deadline=None)
+@given(strips())
+def test_adjacency_order_is_a_permutation(strip):
+    indices, bits = strip
+    symbols = 1 << min(bits, 8)
+    order = adjacency_order(indices % symbols, symbols)
+    assert sorted(order.tolist()) == list(range(symbols))
+
+
+def test_adjacency_order_chains_touching_values():
+    indices = np.array([[5, 5, 2, 2, 7, 7, 7]])
+    assert adjacency_order(indices, 8)[:3].tolist() == [7, 2, 5]
+
+
+def test_field_widths():
+    assert [field_bits(b) for b in range(17)] == [0, 1, 2, 4, 4] + [8] * 4 + [16] * 8
+
+
+BOMB_SIZE = 64 << 20
+
+
+def _runs_payload(flags: bytes, literals: bytes) -> bytes:
+    """A deflate-runs strip of band height 2 from its two zlib streams."""
+    return b"\x02" + struct.pack(">I", len(flags)) + flags + literals
+
+
+def _bomb(method: str) -> bytes:
+    zeros = zlib.compress(b"\0" * BOMB_SIZE, 9)
+    if method == "deflate-runs flags":
+        return _runs_payload(zeros, b"")
+    if method == "deflate-runs literals":
+        return _runs_payload(zlib.compress(b"\xff" * 32), zeros)
+    filters = [{"id": lzma.FILTER_LZMA2, "preset": 0}]
+    stream = lzma.compress(b"\0" * BOMB_SIZE, lzma.FORMAT_RAW, filters=filters)
+    return b"\x20" + bytes(range(256)) + stream
+
+
+@pytest.mark.parametrize("case", ["deflate-runs flags", "deflate-runs literals", "lzma-bands"])
+def test_bomb_is_rejected_quickly_with_little_memory(case):
+    payload = _bomb(case)
+    method = case.split()[0]
+    codec = codec_by_name(method)
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(VQIError, match="does not expand"):
+        codec.decode(payload, 16, 16, 8)
+    elapsed = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 20
+    assert elapsed < 2
+
+
+@pytest.mark.parametrize("method", NEW_METHODS)
+@pytest.mark.parametrize("bits", [3, 8, 12])
+def test_truncated_or_extended_payload_is_rejected(method, bits):
+    indices = np.arange(60).reshape(6, 10) % (1 << bits)
+    codec = codec_by_name(method)
+    payload = codec.encode(indices, bits)
+    for bad in (b"", b"\0", payload[:-1], payload + b"\0"):
+        with pytest.raises(VQIError):
+            codec.decode(bad, 6, 10, bits)
+
+
+def test_out_of_range_fields_and_tables_are_rejected():
+    # b = 3 stores 4-bit fields: a field of 15 is not a 3-bit index
+    payload = _runs_payload(zlib.compress(b"\x80"), zlib.compress(b"\xf0"))
+    with pytest.raises(VQIError, match="does not fit"):
+        codec_by_name("deflate-runs").decode(payload, 1, 1, 3)
+    with pytest.raises(VQIError, match="start of a run"):
+        codec_by_name("deflate-runs").decode(
+            _runs_payload(zlib.compress(b"\0"), zlib.compress(b"")), 1, 1, 3
+        )
+    lzma_bands = codec_by_name("lzma-bands")
+    raw_lzma2 = [{"id": lzma.FILTER_LZMA2}]
+    with pytest.raises(VQIError, match="permutation"):
+        stream = lzma.compress(b"\x01", lzma.FORMAT_RAW, filters=raw_lzma2)
+        lzma_bands.decode(b"\x20\x01\x01" + stream, 1, 1, 1)
+    with pytest.raises(VQIError, match="does not fit"):
+        stream = lzma.compress(b"\x07", lzma.FORMAT_RAW, filters=raw_lzma2)
+        lzma_bands.decode(b"\x20\x01\x00" + stream, 1, 1, 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(NEW_METHODS), st.integers(0, 16), st.data())
+def test_corrupted_payloads_raise_vqi_error_only(method, bits, data):
+    codec = codec_by_name(method)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    indices = rng.integers(0, 1 << bits, size=(9, 7))
+    payload = bytearray(codec.encode(indices, bits))
+    for _ in range(data.draw(st.integers(1, 4))):
+        payload[data.draw(st.integers(0, len(payload) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(payload)))
+    try:
+        decoded = codec.decode(bytes(payload[:cut]), 9, 7, bits)
+    except VQIError:
+        return
+    assert decoded.shape == (9, 7)
+    assert int(decoded.max()) < 1 << bits
+
+
+def test_every_method_has_test_vectors():
+    vectors = Path(__file__).resolve().parent.parent / "spec" / "vectors"
+    written = {json.loads(path.read_text())["compression"] for path in vectors.glob("*.json")}
+    assert set(METHODS) <= written
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("bits", [1, 4, 8, 16])
+def test_incompressible_strips_stay_within_the_bound(method, bits):
+    indices = np.random.default_rng(bits).integers(0, 1 << bits, size=(64, 80))
+    codec = codec_by_name(method)
+    payload = codec.encode(indices, bits)
+    assert len(payload) <= codec.max_payload(64, 80, bits)
+    assert np.array_equal(codec.decode(payload, 64, 80, bits), indices)
+
+
+def test_renumbering_keeps_the_given_palette_and_indices():
+    rng = np.random.default_rng(7)
+    gradient = np.add.outer(np.arange(40), np.arange(60)) // 7  # smooth: neighbours touch
+    shuffle = rng.permutation(16)
+    indices = shuffle[gradient % 16]
+    palette = rng.integers(0, 256, size=(16, 3), dtype=np.uint8)
+    data = vqformat.encode_indexed(palette, indices, compression_method="lzma-bands")
+    table = codec_by_name("lzma-bands").encode(indices, 4)[1:17]
+    assert list(table) != list(range(16))
+    got_palette, got_indices = vqformat.decode_indexed(data)
+    assert np.array_equal(got_palette, palette)
+    assert np.array_equal(got_indices, indices)

@@ -1,0 +1,143 @@
+"""The banded layout of methods 2 and 3: band-scan pixel order and byte-aligned fields.
+
+Band scan is the pixel order that lets a byte-oriented compressor see two dimensions.
+
+A strip is cut into bands of ``height`` rows; each band is read column by column,
+top to bottom within a column, and the bands follow one another top to bottom (a
+last band of fewer rows is read the same way). The pixel above is then the previous
+symbol and the pixel to the left lies ``height`` symbols back, so LZ77 matches
+reach both neighbours; with ``height`` = 1 it is the plain row-major order. Both
+directions are a reshape and a transpose (spec/vqi.md section 7.1).
+
+Fields of 1, 2, 4, 8 or 16 bits never straddle a byte, so they pack and unpack with
+one whole-array uint8 shift per field position in a byte (strided column writes, not
+broadcasting, which numpy runs slowly over a short last axis).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import VQIError
+
+
+def field_bits(bits: int) -> int:
+    """Byte-friendly field width for b-bit indices: the power of two 1, 2, 4, 8 or 16 >= b."""
+    return 0 if bits == 0 else 1 << (bits - 1).bit_length()
+
+
+def fields_size(count: int, field: int) -> int:
+    """Bytes of ``count`` fields of ``field`` bits, zero-padded to a whole byte."""
+    return (count * field + 7) // 8
+
+
+def _shifts(field: int) -> np.ndarray:
+    """Left shifts of the fields in one byte, the first field in the high bits."""
+    return np.arange(8 - field, -1, -field, dtype=np.uint8)
+
+
+def pack_fields(values: np.ndarray, field: int) -> bytes:
+    """Pack a 1-D array of values, each below 2**field, MSB-first into bytes."""
+    if field == 0:
+        return b""
+    if field == 16:
+        return values.astype(">u2").tobytes()
+    if field == 8:
+        return values.astype(np.uint8).tobytes()
+    if field == 1:
+        return np.packbits(values.astype(bool)).tobytes()
+    per_byte = 8 // field
+    padded = np.zeros(-(-values.size // per_byte) * per_byte, dtype=np.uint8)
+    padded[: values.size] = values
+    columns = padded.reshape(-1, per_byte)
+    packed = np.zeros(len(columns), dtype=np.uint8)
+    for position, shift in enumerate(_shifts(field)):
+        packed |= columns[:, position] << shift
+    return packed.tobytes()
+
+
+def unpack_fields(data: bytes, count: int, field: int, bits: int) -> np.ndarray:
+    """Unpack ``count`` fields, rejecting a wrong length, padding bits or a value >= 2**bits."""
+    if len(data) != fields_size(count, field):
+        raise VQIError(
+            f"field stream holds {len(data)} bytes, expected {fields_size(count, field)}"
+        )
+    if field == 0:
+        return np.zeros(count, dtype=np.uint8)
+    if field == 16:
+        values = np.frombuffer(data, dtype=">u2").astype(np.uint16)
+    else:
+        raw = np.frombuffer(data, dtype=np.uint8)
+        if field == 8:
+            values = raw  # read-only view: callers copy it into place
+        elif field == 1:
+            values = np.unpackbits(raw)
+            if values[count:].any():
+                raise VQIError("padding bits after the last index are not zero")
+            values = values[:count]
+        else:
+            values = np.empty((raw.size, 8 // field), dtype=np.uint8)
+            for position, shift in enumerate(_shifts(field)):
+                np.bitwise_and(raw >> shift, (1 << field) - 1, out=values[:, position])
+            values = values.ravel()
+            if values[count:].any():
+                raise VQIError("padding bits after the last index are not zero")
+            values = values[:count]
+    if field > bits and values.size and int(values.max()) >> bits:
+        raise VQIError(f"value {int(values.max())} does not fit in {bits} bits per index")
+    return values
+
+
+def band_scan(indices: np.ndarray, height: int) -> np.ndarray:
+    """The (rows, width) indices as a 1-D array in band-scan order."""
+    rows, width = indices.shape
+    full = rows - rows % height
+    sequence = np.empty(rows * width, dtype=indices.dtype)
+    bands = sequence[: full * width].reshape(-1, width, height)
+    source = indices[:full].reshape(-1, height, width)
+    for row in range(height):  # one strided copy per row of a band: faster than a transpose
+        bands[:, :, row] = source[:, row, :]
+    sequence[full * width :] = indices[full:].T.ravel()
+    return sequence
+
+
+def band_unscan(sequence: np.ndarray, rows: int, width: int, height: int) -> np.ndarray:
+    """Invert :func:`band_scan`: ``sequence`` holds rows x width values in band-scan order."""
+    if height == 1:
+        return sequence.reshape(rows, width)
+    full = rows - rows % height
+    indices = np.empty((rows, width), dtype=sequence.dtype)
+    bands = sequence[: full * width].reshape(-1, width, height)
+    target = indices[:full].reshape(-1, height, width)
+    for row in range(height):
+        target[:, row, :] = bands[:, :, row]
+    indices[full:] = sequence[full * width :].reshape(width, rows - full).T
+    return indices
+
+
+def split_runs(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run-start flags (1 where the value differs from the one before) and those values.
+
+    In band-scan order most pixels repeat the one above or to the left; the flags
+    and the run values (literals) compress far better apart than interleaved.
+    """
+    starts = np.ones(sequence.size, dtype=np.uint8)
+    np.not_equal(sequence[1:], sequence[:-1], out=starts[1:].view(bool))
+    return starts, sequence[starts.view(bool)]
+
+
+def join_runs(starts: np.ndarray, literals: np.ndarray) -> np.ndarray:
+    """Invert :func:`split_runs`: each literal fills its run (a forward fill).
+
+    ``starts`` holds 0/1 flags as uint8. A running count of run starts gives every
+    position the literal it copies; int32 counts and ``take`` are several times faster
+    than ``repeat`` with run lengths or an accumulated XOR.
+    """
+    if starts.size and not starts[0]:
+        raise VQIError("the first value is not flagged as the start of a run")
+    source = np.cumsum(starts, dtype=np.int32)
+    given = int(source[-1]) if source.size else 0
+    if given != literals.size:
+        raise VQIError(f"{given} runs start but {literals.size} literals are given")
+    source -= 1
+    return literals.take(source)
