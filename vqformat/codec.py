@@ -35,11 +35,13 @@ STRIPS_PER_IMAGE = 64
 """Between those sizes a default strip is 1/64 of the image, so a decoder filling its
 output strip by strip needs little memory beyond the output itself."""
 
-FIT_PIXELS = 1 << 18
+FIT_PIXELS = 1 << 20
 """The palette is fitted on at most this many pixels: all of an image that has no more,
 else a uniform sample of this size. Fitting costs memory and time with the distinct
-colours it sees, so this bounds the encoder's memory whatever the image size; pixels
-are then mapped to the palette a strip at a time."""
+colours it sees, so this bounds the encoder's memory whatever the image size (about
+130 MB at worst, a megapixel of pure noise); pixels are then mapped to the palette a
+strip at a time. Photos up to a megapixel are fitted on every pixel: sampling a
+0.27 MP photo cost about 0.05 dB at 256 colours."""
 
 
 @dataclass(frozen=True)
