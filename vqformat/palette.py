@@ -5,7 +5,8 @@ weighted by their pixel counts, the same objective as k-means on all pixels at a
 fraction of the cost. To converge quickly the fit runs coarse to fine: k-means++ seeding
 and Lloyd iterations on a histogram reduced to 5 bits a channel (each bin standing at
 the mean of its colours), continued on 6- and 7-bit histograms and finished with a
-Lloyd pass on the exact distinct colours; small palettes keep the best of a few starts.
+Lloyd pass on the exact distinct colours; small palettes try a few starts on the
+coarse histograms and refine only the best.
 1-channel data gets the exact minimum-MSE palette (``grey``). Other methods:
 ``minibatch`` (bounded time on huge colour sets), ``uniform`` and ``quantile``
 (KBinsDiscretizer's strategies, a grid of per-channel levels). Assignment is an exact
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -30,6 +32,7 @@ _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 # converged from k-means++ seeds, the finer ones only correct it.
 _STAGES = ((5, 1e-3), (6, 1e-3), (7, 1e-3))
 _REFINE_PASSES = 1  # Lloyd passes on the exact distinct colours after that
+_RESTART_STAGES = 2  # stages every start runs; the best start alone runs the rest
 _MINIBATCH_SIZE = 4096
 
 Fitter = Callable[["ColorTable", int, int], np.ndarray]
@@ -89,6 +92,16 @@ def _restarts(colors: int) -> int:
     return max(1, 64 // colors)
 
 
+@cache
+def _thread_pools():
+    """threadpoolctl's view of the loaded OpenMP/BLAS libraries, taken once: building it
+    scans the process's libraries, which costs milliseconds a call."""
+    import sklearn.cluster  # noqa: F401  (loads the OpenMP runtime to be limited)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def _kmeans(
     points: np.ndarray, weights: np.ndarray, init: np.ndarray, max_iter: int, tol: float
 ) -> tuple[np.ndarray, float]:
@@ -111,12 +124,23 @@ def _seed(points: np.ndarray, weights: np.ndarray, colors: int, seed: int) -> np
     return init.astype(np.float32)
 
 
+Stage = tuple[np.ndarray, np.ndarray, int, float]
+"""(points, weights, max_iter, tol) of one k-means run."""
+
+
+def _run_stages(stages: list[Stage], centers: np.ndarray) -> tuple[np.ndarray, float]:
+    """Continue ``centers`` through the stages in turn: (centres, inertia of the last)."""
+    error = np.inf
+    for points, weights, max_iter, tol in stages:
+        centers, error = _kmeans(points, weights, centers, max_iter, tol)
+    return centers, error
+
+
 def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     """k-means, coarse to fine: seed and converge on a coarse histogram, then continue
     on finer ones (each start is close, so few iterations), ending on the exact colours.
-    Of several starts, the one with the least final error wins."""
-    from threadpoolctl import threadpool_limits
-
+    Several starts run through the cheap coarse stages; only the one with the least
+    error there is refined on the costly fine ones."""
     if table.colors.shape[1] == 1:
         return fit_exact_grey(table, colors, seed)
     exact = (table.colors.astype(np.float32), table.counts.astype(np.float64))
@@ -124,30 +148,30 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     stages.append((*exact, _REFINE_PASSES, 0.0))
     if len(stages[0][0]) <= colors:  # too few coarse bins: fit the exact colours
         stages = [(*exact, 300, 1e-4)]
+    coarse, fine = stages[:_RESTART_STAGES], stages[_RESTART_STAGES:]
     best, least_error = exact[0][:0], np.inf
-    # One OpenMP/BLAS thread: these problems are small and threads only contend here.
-    with threadpool_limits(1):
+    # One OpenMP/BLAS thread: these problems are small and threads only contend here
+    # (measured slower on a loaded two-core machine even for k = 256).
+    with _thread_pools().limit(limits=1):
         for start in range(_restarts(colors)):
-            centers = _seed(*stages[0][:2], colors, seed + start)
-            for points, weights, max_iter, tol in stages:
-                centers, error = _kmeans(points, weights, centers, max_iter, tol)
+            centers, error = _run_stages(coarse, _seed(*stages[0][:2], colors, seed + start))
             if error < least_error:
                 best, least_error = centers, error
-    return _to_palette(best)
+        centers, _ = _run_stages(fine, best)
+    return _to_palette(centers)
 
 
 def fit_minibatch(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     """Mini-batch k-means on the weighted distinct colours: memory and time bounded by
     the batch size, for very large images with millions of distinct colours."""
     from sklearn.cluster import MiniBatchKMeans
-    from threadpoolctl import threadpool_limits
 
     if table.colors.shape[1] == 1:
         return fit_exact_grey(table, colors, seed)
     model = MiniBatchKMeans(
         colors, batch_size=_MINIBATCH_SIZE, n_init=1, random_state=seed, max_no_improvement=10
     )
-    with threadpool_limits(1):
+    with _thread_pools().limit(limits=1):
         model.fit(table.colors.astype(np.float32), sample_weight=table.counts)
     return _to_palette(model.cluster_centers_)
 
