@@ -149,3 +149,15 @@ def test_bad_encoder_input_is_a_clear_error(bad):
 def test_bad_colour_count(colors):
     with pytest.raises(vqformat.VQIError, match="colors"):
         vqformat.encode(np.zeros((2, 2), dtype=np.uint8), colors)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "0", True])
+def test_bad_seed(seed):
+    with pytest.raises(vqformat.VQIError, match="seed"):
+        vqformat.encode(np.zeros((2, 2), dtype=np.uint8), 2, seed=seed)
+
+
+@pytest.mark.parametrize("min_psnr", [float("nan"), float("inf"), -5, 0, "x", True])
+def test_bad_quality_target(min_psnr):
+    with pytest.raises(vqformat.VQIError, match="min_psnr"):
+        vqformat.encode(np.zeros((2, 2), dtype=np.uint8), 2, min_psnr=min_psnr)

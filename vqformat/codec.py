@@ -361,6 +361,24 @@ def _check_colors(colors: int) -> int:
     return int(colors)
 
 
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise VQIError(f"seed must be an integer, got {seed!r}")
+    if not 0 <= seed < 2**32:
+        raise VQIError(f"seed must be in 0..{2**32 - 1}, got {seed}")
+    return int(seed)
+
+
+def _check_min_psnr(min_psnr: float | None) -> float | None:
+    if min_psnr is None:
+        return None
+    if isinstance(min_psnr, bool) or not isinstance(min_psnr, (int, float, np.number)):
+        raise VQIError(f"min_psnr must be a number of dB, got {min_psnr!r}")
+    if not 0 < min_psnr < float("inf"):
+        raise VQIError(f"min_psnr must be a positive finite number of dB, got {min_psnr}")
+    return float(min_psnr)
+
+
 def quantize(
     pixels: np.ndarray,
     colors: int = 256,
@@ -375,6 +393,8 @@ def quantize(
     """
     image = ImageRows.of(pixels)
     colors = _check_colors(colors)
+    seed = _check_seed(seed)
+    min_psnr = _check_min_psnr(min_psnr)
     flat = np.ascontiguousarray(image.band(0, image.height))
     palette, indices = palette_fitting.quantize(
         flat, colors, method=method, seed=seed, min_psnr=min_psnr
@@ -425,6 +445,8 @@ def _plan_image(
     """Validate the options, then choose the palette and how each strip gets its indices."""
     image = ImageRows.of(pixels)
     colors = _check_colors(colors)
+    seed = _check_seed(seed)
+    min_psnr = _check_min_psnr(min_psnr)
     layout = _Layout.of(image.height, image.width, compression, strip_rows)
     if palette is None:
         palette = _fit(image, colors, method, seed, min_psnr)
