@@ -16,7 +16,7 @@ from . import compression
 from . import palette as palette_fitting
 from .bitpack import index_dtype
 from .container import MAX_COLORS, Header, Reader, Writer, bits_for_colors
-from .errors import VQIError
+from .errors import VQIError, check_integer
 from .streaming import ColorSet, ImageRows, StripAssigner, distinct_colors, sample_pixels
 
 Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
@@ -353,22 +353,6 @@ def _as_palette(palette: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(palette)
 
 
-def _check_colors(colors: int) -> int:
-    if isinstance(colors, bool) or not isinstance(colors, (int, np.integer)):
-        raise VQIError(f"colors must be an integer, got {colors!r}")
-    if not 1 <= colors <= MAX_COLORS:
-        raise VQIError(f"colors must be in 1..{MAX_COLORS}, got {colors}")
-    return int(colors)
-
-
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise VQIError(f"seed must be an integer, got {seed!r}")
-    if not 0 <= seed < 2**32:
-        raise VQIError(f"seed must be in 0..{2**32 - 1}, got {seed}")
-    return int(seed)
-
-
 def _check_min_psnr(min_psnr: float | None) -> float | None:
     if min_psnr is None:
         return None
@@ -392,8 +376,8 @@ def quantize(
     With ``min_psnr`` (dB) the palette is the smallest reaching it, ``colors`` at most.
     """
     image = ImageRows.of(pixels)
-    colors = _check_colors(colors)
-    seed = _check_seed(seed)
+    colors = check_integer("colors", colors, 1, MAX_COLORS)
+    seed = check_integer("seed", seed, 0, 2**32 - 1)
     min_psnr = _check_min_psnr(min_psnr)
     flat = np.ascontiguousarray(image.band(0, image.height))
     palette, indices = palette_fitting.quantize(
@@ -444,8 +428,8 @@ def _plan_image(
 ) -> _Plan:
     """Validate the options, then choose the palette and how each strip gets its indices."""
     image = ImageRows.of(pixels)
-    colors = _check_colors(colors)
-    seed = _check_seed(seed)
+    colors = check_integer("colors", colors, 1, MAX_COLORS)
+    seed = check_integer("seed", seed, 0, 2**32 - 1)
     min_psnr = _check_min_psnr(min_psnr)
     layout = _Layout.of(image.height, image.width, compression, strip_rows)
     if palette is None:

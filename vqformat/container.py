@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .errors import VQIError
+from .errors import VQIError, check_integer
 
 SIGNATURE = b"\x89VQI\r\n\x1a\n"
 FORMAT_VERSION = 1
@@ -50,19 +50,19 @@ class Header:
     version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        _check_range(
+        check_integer(
             "version",
             self.version,
             FORMAT_VERSION,
             FORMAT_VERSION,
             "this decoder reads version 1 only",
         )
-        _check_range("channel count", self.channels, 1, 4)
-        _check_range("width", self.width, 1, MAX_DIMENSION)
-        _check_range("height", self.height, 1, MAX_DIMENSION)
-        _check_range("palette size", self.colors, 1, MAX_COLORS)
-        _check_range("strip height", self.strip_rows, 1, self.height)
-        _check_range("compression method", self.compression, 0, 255)
+        check_integer("channel count", self.channels, 1, 4)
+        check_integer("width", self.width, 1, MAX_DIMENSION)
+        check_integer("height", self.height, 1, MAX_DIMENSION)
+        check_integer("palette size", self.colors, 1, MAX_COLORS)
+        check_integer("strip height", self.strip_rows, 1, self.height)
+        check_integer("compression method", self.compression, 0, 255)
 
     @property
     def mode(self) -> str:
@@ -118,14 +118,6 @@ class Header:
                 offset,
             )
         return header
-
-
-def _check_range(name: str, value: int, low: int, high: int, why: str = "") -> None:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise VQIError(f"{name} must be an integer, got {value!r}")
-    if not low <= value <= high:
-        hint = f": {why}" if why else ""
-        raise VQIError(f"{name} {value} is outside {low}..{high}{hint}")
 
 
 def is_critical(chunk_type: bytes) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .codec import Source, decode_indexed, write_indexed, write_to
 from .container import MAX_COLORS
-from .errors import VQIError
+from .errors import VQIError, check_integer
 from .streaming import ImageRows, fit_minibatch, sample_pixels
 
 SAMPLES_PER_IMAGE = 1 << 16
@@ -38,10 +38,8 @@ def fit_palette(
     bounded by one image's band and one mini-batch, whatever the collection's size.
     Deterministic for a given sequence of images and seed.
     """
-    if not 1 <= colors <= MAX_COLORS:
-        raise VQIError(f"colors must be in 1..{MAX_COLORS}, got {colors}")
-    if samples_per_image < 1:
-        raise VQIError(f"samples_per_image must be positive, got {samples_per_image}")
+    colors = check_integer("colors", colors, 1, MAX_COLORS)
+    samples_per_image = check_integer("samples_per_image", samples_per_image, 1)
     return fit_minibatch(_samples(images, samples_per_image, seed), colors, seed)
 
 

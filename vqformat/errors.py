@@ -13,3 +13,17 @@ class VQIError(ValueError):
         if offset is not None:
             message = f"{message} (at byte {offset})"
         super().__init__(message)
+
+
+def check_integer(
+    name: str, value: object, low: int, high: int | None = None, why: str = ""
+) -> int:
+    """``value`` as an int if it is an integer (not a bool) in low..high, else a VQIError."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise VQIError(f"{name} must be an integer, got {value!r}")
+    number = value.__index__()
+    if number < low or (high is not None and number > high):
+        allowed = f"at least {low}" if high is None else f"in {low}..{high}"
+        hint = f": {why}" if why else ""
+        raise VQIError(f"{name} must be {allowed}, got {number}{hint}")
+    return number

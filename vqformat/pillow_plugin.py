@@ -22,7 +22,7 @@ from PIL import Image, ImageFile, ImagePalette
 
 from . import codec, compression, palette
 from .container import MAX_COLORS, SIGNATURE, Header, Reader
-from .errors import VQIError
+from .errors import VQIError, check_integer
 
 FORMAT = "VQI"
 MIME_TYPE = "image/x-vqi"
@@ -144,23 +144,13 @@ class SaveOptions:
         return options
 
     def check(self) -> None:
-        _check_int("colors", self.colors, 1, MAX_COLORS, optional=True)
-        _check_int("seed", self.seed, 0, 2**32 - 1)
-        _check_int("strip_rows", self.strip_rows, 1, None, optional=True)
+        if self.colors is not None:
+            check_integer("colors", self.colors, 1, MAX_COLORS)
+        check_integer("seed", self.seed, 0, 2**32 - 1)
+        if self.strip_rows is not None:
+            check_integer("strip_rows", self.strip_rows, 1)
         _check_name("method", self.method, palette.METHODS)
         _check_name("compression", self.compression, compression.METHODS)
-
-
-def _check_int(
-    name: str, value: object, low: int, high: int | None, optional: bool = False
-) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise VQIError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        allowed = f"at least {low}" if high is None else f"in {low}..{high}"
-        raise VQIError(f"{name} must be {allowed}, got {value}")
 
 
 def _check_name(name: str, value: object, known: dict) -> None:
