@@ -9,15 +9,15 @@ symbol and the pixel to the left lies ``height`` symbols back, so LZ77 matches
 reach both neighbours; with ``height`` = 1 it is the plain row-major order. Both
 directions are a reshape and a transpose (spec/vqi.md section 7.1).
 
-Fields of 1, 2, 4, 8 or 16 bits never straddle a byte, so they pack and unpack with
-one whole-array uint8 shift per field position in a byte (strided column writes, not
-broadcasting, which numpy runs slowly over a short last axis).
+Fields of 1, 2, 4, 8 or 16 bits never straddle a byte; they use the bit-packing
+layout of ``bitpack`` at that width, whose numpy path packs them a byte at a time.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import bitpack
 from .errors import VQIError
 
 
@@ -26,63 +26,9 @@ def field_bits(bits: int) -> int:
     return 0 if bits == 0 else 1 << (bits - 1).bit_length()
 
 
-def fields_size(count: int, field: int) -> int:
-    """Bytes of ``count`` fields of ``field`` bits, zero-padded to a whole byte."""
-    return (count * field + 7) // 8
-
-
-def _shifts(field: int) -> np.ndarray:
-    """Left shifts of the fields in one byte, the first field in the high bits."""
-    return np.arange(8 - field, -1, -field, dtype=np.uint8)
-
-
-def pack_fields(values: np.ndarray, field: int) -> bytes:
-    """Pack a 1-D array of values, each below 2**field, MSB-first into bytes."""
-    if field == 0:
-        return b""
-    if field == 16:
-        return values.astype(">u2").tobytes()
-    if field == 8:
-        return values.astype(np.uint8).tobytes()
-    if field == 1:
-        return np.packbits(values.astype(bool)).tobytes()
-    per_byte = 8 // field
-    padded = np.zeros(-(-values.size // per_byte) * per_byte, dtype=np.uint8)
-    padded[: values.size] = values
-    columns = padded.reshape(-1, per_byte)
-    packed = np.zeros(len(columns), dtype=np.uint8)
-    for position, shift in enumerate(_shifts(field)):
-        packed |= columns[:, position] << shift
-    return packed.tobytes()
-
-
 def unpack_fields(data: bytes, count: int, field: int, bits: int) -> np.ndarray:
     """Unpack ``count`` fields, rejecting a wrong length, padding bits or a value >= 2**bits."""
-    if len(data) != fields_size(count, field):
-        raise VQIError(
-            f"field stream holds {len(data)} bytes, expected {fields_size(count, field)}"
-        )
-    if field == 0:
-        return np.zeros(count, dtype=np.uint8)
-    if field == 16:
-        values = np.frombuffer(data, dtype=">u2").astype(np.uint16)
-    else:
-        raw = np.frombuffer(data, dtype=np.uint8)
-        if field == 8:
-            values = raw  # read-only view: callers copy it into place
-        elif field == 1:
-            values = np.unpackbits(raw)
-            if values[count:].any():
-                raise VQIError("padding bits after the last index are not zero")
-            values = values[:count]
-        else:
-            values = np.empty((raw.size, 8 // field), dtype=np.uint8)
-            for position, shift in enumerate(_shifts(field)):
-                np.bitwise_and(raw >> shift, (1 << field) - 1, out=values[:, position])
-            values = values.ravel()
-            if values[count:].any():
-                raise VQIError("padding bits after the last index are not zero")
-            values = values[:count]
+    values = bitpack.unpack_exact(data, count, field)
     if field > bits and values.size and int(values.max()) >> bits:
         raise VQIError(f"value {int(values.max())} does not fit in {bits} bits per index")
     return values

@@ -1,9 +1,11 @@
 """Bit packing of palette indices: b bits each, MSB-first, zero-padded to a whole byte.
 
 Two implementations of one layout. The numpy path handles b = 1..8 and 16 (every
-width a palette of at most 256 colours needs, and the 16-bit case) by packing groups
-of eight indices, which always fill exactly b bytes. The bitarray path handles any
-width with a fixed-length prefix code and serves the remaining widths 9..15.
+width a palette of at most 256 colours needs, and the 16-bit case): widths that
+divide a byte (1, 2, 4) with one whole-array uint8 shift per position in a byte,
+the others by packing groups of eight indices, which always fill exactly b bytes.
+The bitarray path handles any width with a fixed-length prefix code and serves the
+remaining widths 9..15.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import numpy as np
 from bitarray import bitarray, decodetree
 from bitarray.util import int2ba
 
+from .errors import VQIError
+
 _GROUP = 8  # eight b-bit indices fill exactly b bytes
 _NUMPY_WIDTHS = frozenset(range(1, 9)) | {16}
+_BYTE_DIVIDING_WIDTHS = frozenset({2, 4})  # 1 has numpy's packbits
 UNPACK_CHUNK = 1 << 16
 """Indices unpacked at once: a multiple of eight, so every chunk starts on a byte boundary."""
 
@@ -59,11 +64,31 @@ def unpack(data: bytes, count: int, bits: int) -> np.ndarray:
     return indices
 
 
+def unpack_exact(data: bytes, count: int, bits: int) -> np.ndarray:
+    """Unpack ``count`` indices, rejecting a wrong length or non-zero padding bits."""
+    expected = packed_size(count, bits)
+    if len(data) != expected:
+        raise VQIError(f"stream holds {len(data)} bytes of indices, expected {expected}")
+    padding = expected * 8 - count * bits
+    if padding and data[-1] & ((1 << padding) - 1):
+        raise VQIError("padding bits after the last index are not zero")
+    return unpack(data, count, bits)
+
+
+def _byte_shifts(bits: int) -> np.ndarray:
+    """Left shifts of the indices in one byte, the first index in the high bits."""
+    return np.arange(8 - bits, -1, -bits, dtype=np.uint8)
+
+
 def _pack_numpy(indices: np.ndarray, bits: int) -> bytes:
     if bits == 16:
         return indices.astype(">u2").tobytes()
     if bits == 8:
         return indices.astype(np.uint8).tobytes()
+    if bits == 1:
+        return np.packbits(indices.astype(bool)).tobytes()
+    if bits in _BYTE_DIVIDING_WIDTHS:
+        return _pack_byte_dividing(indices, bits)
     groups = -(-indices.size // _GROUP)
     padded = np.zeros(groups * _GROUP, dtype=np.uint64)
     padded[: indices.size] = indices
@@ -73,12 +98,31 @@ def _pack_numpy(indices: np.ndarray, bits: int) -> bytes:
     return group_bytes.tobytes()[: packed_size(indices.size, bits)]
 
 
+def _pack_byte_dividing(indices: np.ndarray, bits: int) -> bytes:
+    """Strided column reads, not broadcasting, which numpy runs slowly over a short axis."""
+    per_byte = 8 // bits
+    padded = np.zeros(-(-indices.size // per_byte) * per_byte, dtype=np.uint8)
+    padded[: indices.size] = indices
+    columns = padded.reshape(-1, per_byte)
+    packed = np.zeros(len(columns), dtype=np.uint8)
+    for position, shift in enumerate(_byte_shifts(bits)):
+        packed |= columns[:, position] << shift
+    return packed.tobytes()
+
+
 def _unpack_numpy(data: bytes, count: int, bits: int) -> np.ndarray:
     if bits == 16:
         return np.frombuffer(data, dtype=">u2", count=count).astype(np.uint16)
     raw = np.frombuffer(data, dtype=np.uint8)
     if bits == 8:
         return raw[:count].copy()
+    if bits == 1:
+        return np.unpackbits(raw, count=count)
+    if bits in _BYTE_DIVIDING_WIDTHS:
+        values = np.empty((raw.size, 8 // bits), dtype=np.uint8)
+        for position, shift in enumerate(_byte_shifts(bits)):
+            np.bitwise_and(raw >> shift, (1 << bits) - 1, out=values[:, position])
+        return values.reshape(-1)[:count]
     groups = -(-count // _GROUP)
     padded = np.zeros(groups * bits, dtype=np.uint8)
     padded[: raw.size] = raw

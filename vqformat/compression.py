@@ -20,9 +20,7 @@ from .bands import (
     band_scan,
     band_unscan,
     field_bits,
-    fields_size,
     join_runs,
-    pack_fields,
     split_runs,
     unpack_fields,
 )
@@ -54,14 +52,7 @@ class StripCodec(ABC):
 
 def unpack_strip(packed: bytes, rows: int, width: int, bits: int) -> np.ndarray:
     """Unpack a stored strip, rejecting a wrong length or non-zero padding bits."""
-    count = rows * width
-    expected = bitpack.packed_size(count, bits)
-    if len(packed) != expected:
-        raise VQIError(f"strip holds {len(packed)} bytes of indices, expected {expected}")
-    padding = expected * 8 - count * bits
-    if padding and packed[-1] & ((1 << padding) - 1):
-        raise VQIError("padding bits after the last index are not zero")
-    return bitpack.unpack(packed, count, bits).reshape(rows, width)
+    return bitpack.unpack_exact(packed, rows * width, bits).reshape(rows, width)
 
 
 class Stored(StripCodec):
@@ -170,8 +161,8 @@ class DeflateRuns(StripCodec):
 
     def encode_bands(self, indices: np.ndarray, bits: int, height: int) -> bytes:
         starts, literals = split_runs(band_scan(indices, height))
-        flags = zlib.compress(pack_fields(starts, 1), self.level)
-        values = zlib.compress(pack_fields(literals, field_bits(bits)), self.level)
+        flags = zlib.compress(bitpack.pack(starts, 1), self.level)
+        values = zlib.compress(bitpack.pack(literals, field_bits(bits)), self.level)
         return bytes([height]) + FLAGS_LENGTH.pack(len(flags)) + flags + values
 
     def decode(self, payload: bytes, rows: int, width: int, bits: int) -> np.ndarray:
@@ -183,17 +174,26 @@ class DeflateRuns(StripCodec):
         if flags_end > len(rest):
             raise VQIError(f"run flags of {flags_length} bytes overrun the strip")
         count, field = rows * width, field_bits(bits)
-        flags = inflate_exact(rest[FLAGS_LENGTH.size : flags_end], fields_size(count, 1), "flags")
+        flags = inflate_exact(
+            rest[FLAGS_LENGTH.size : flags_end], bitpack.packed_size(count, 1), "flags"
+        )
         starts = unpack_fields(flags, count, 1, 1)
         literal_count = int(np.count_nonzero(starts))
-        data = inflate_exact(rest[flags_end:], fields_size(literal_count, field), "literals")
+        data = inflate_exact(
+            rest[flags_end:], bitpack.packed_size(literal_count, field), "literals"
+        )
         literals = unpack_fields(data, literal_count, field, bits)
         return band_unscan(join_runs(starts, literals), rows, width, height)
 
     def max_payload(self, rows: int, width: int, bits: int) -> int:
         count = rows * width
-        flags = deflate_bound(fields_size(count, 1))
-        return 1 + FLAGS_LENGTH.size + flags + deflate_bound(fields_size(count, field_bits(bits)))
+        flags = deflate_bound(bitpack.packed_size(count, 1))
+        return (
+            1
+            + FLAGS_LENGTH.size
+            + flags
+            + deflate_bound(bitpack.packed_size(count, field_bits(bits)))
+        )
 
 
 def lzma2_exact(payload: bytes, size: int, what: str) -> bytes:
@@ -244,7 +244,7 @@ class LzmaBands(StripCodec):
             code_of = np.empty(size, dtype=np.uint8)
             code_of[order] = np.arange(size)
             codes, table = code_of[indices], order.astype(np.uint8).tobytes()
-        packed = pack_fields(band_scan(codes, self.band_height), self.field(bits))
+        packed = bitpack.pack(band_scan(codes, self.band_height), self.field(bits))
         options = {"preset": 9 | lzma.PRESET_EXTREME, "lc": 4, "lp": 0, "pb": 0}
         filters = [
             {"id": lzma.FILTER_LZMA2, **options, "dict_size": max(len(packed), LZMA2_MIN_DICT)}
@@ -259,13 +259,13 @@ class LzmaBands(StripCodec):
         if size and not np.array_equal(np.sort(table), np.arange(size)):
             raise VQIError("renumbering table is not a permutation of the index values")
         count, field = rows * width, self.field(bits)
-        data = lzma2_exact(rest[size:], fields_size(count, field), self.name)
+        data = lzma2_exact(rest[size:], bitpack.packed_size(count, field), self.name)
         codes = unpack_fields(data, count, field, bits)
         indices = table[codes] if size else codes
         return band_unscan(indices, rows, width, height)
 
     def max_payload(self, rows: int, width: int, bits: int) -> int:
-        packed = fields_size(rows * width, self.field(bits))
+        packed = bitpack.packed_size(rows * width, self.field(bits))
         return 1 + self.table_size(bits) + deflate_bound(packed)
 
 
