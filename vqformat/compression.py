@@ -28,7 +28,7 @@ from .bands import (
 from .errors import VQIError
 from .ordering import adjacency_order
 
-FLAGS_LENGTH = struct.Struct(">I")  # deflate-runs: length of the run-flag stream
+FLAGS_LENGTH = struct.Struct(">I")  # runs methods: length of the run-flag stream
 LZMA2_MIN_DICT = 4096  # liblzma's smallest dictionary
 
 
