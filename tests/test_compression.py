@@ -19,7 +19,7 @@ from vqformat.bands import band_scan, band_unscan, field_bits, unpack_band_field
 from vqformat.compression import METHODS, codec_by_name
 from vqformat.ordering import adjacency_order
 
-NEW_METHODS = ["deflate-runs", "lzma-bands", "deflate-byte-runs"]
+NEW_METHODS = ["deflate-runs", "lzma-bands", "deflate-byte-runs", "lzma-packed-bands"]
 SHAPES = st.one_of(
     st.tuples(st.just(1), st.just(1)),
     st.tuples(st.just(1), st.integers(1, 70)),
@@ -116,6 +116,17 @@ def test_byte_runs_take_few_colour_strips_a_band_column_at_a_time():
     assert payload[0] == 8  # 1-bit fields: a byte is a column of an 8-row band
 
 
+def test_packed_lzma_strips_name_a_field_width_the_index_width_allows():
+    codec = codec_by_name("lzma-packed-bands")
+    indices = np.arange(24).reshape(4, 6) % 2
+    payload = codec.encode(indices, 1)
+    assert payload[:2] == b"\x08\x01"  # 1-bit codes, 8 to a byte: a byte is a band column
+    assert np.array_equal(codec.decode(payload, 4, 6, 1), indices)
+    for width in (0, 2, 4, 16):
+        with pytest.raises(VQIError, match="field width"):
+            codec.decode(payload[:1] + bytes([width]) + payload[2:], 4, 6, 1)
+
+
 def test_field_widths():
     assert [field_bits(b) for b in range(17)] == [0, 1, 2, 4, 4] + [8] * 4 + [16] * 8
 
@@ -136,12 +147,20 @@ def _bomb(method: str) -> bytes:
         return _runs_payload(zlib.compress(b"\xff" * 32), zeros)
     filters = [{"id": lzma.FILTER_LZMA2, "preset": 0}]
     stream = lzma.compress(b"\0" * BOMB_SIZE, lzma.FORMAT_RAW, filters=filters)
+    if method == "lzma-packed-bands":
+        return b"\x20\x08" + bytes(range(256)) + stream
     return b"\x20" + bytes(range(256)) + stream
 
 
 @pytest.mark.parametrize(
     "case",
-    ["deflate-runs flags", "deflate-runs literals", "deflate-byte-runs literals", "lzma-bands"],
+    [
+        "deflate-runs flags",
+        "deflate-runs literals",
+        "deflate-byte-runs literals",
+        "lzma-bands",
+        "lzma-packed-bands",
+    ],
 )
 def test_bomb_is_rejected_quickly_with_little_memory(case):
     payload = _bomb(case)

@@ -77,6 +77,11 @@ BLOCK_CASES = [  # same fields; indices from _blocks, so the encoder picks talle
     ("la-k4-blocks-deflate-byte-runs", 2, 4, 21, 13, "deflate-byte-runs", 21),
     ("rgb-k16-blocks-deflate-byte-runs", 3, 16, 13, 24, "deflate-byte-runs", 13),
     ("rgb-k200-blocks-deflate-byte-runs", 3, 200, 17, 16, "deflate-byte-runs", 9),
+    ("l-k1-blocks-lzma-packed-bands", 1, 1, 2, 3, "lzma-packed-bands", 2),
+    ("l-k2-blocks-lzma-packed-bands", 1, 2, 19, 23, "lzma-packed-bands", 19),
+    ("la-k4-blocks-lzma-packed-bands", 2, 4, 21, 13, "lzma-packed-bands", 21),
+    ("rgb-k16-blocks-lzma-packed-bands", 3, 16, 13, 24, "lzma-packed-bands", 13),
+    ("rgb-k257-blocks-lzma-packed-bands", 3, 257, 16, 17, "lzma-packed-bands", 9),
 ]
 
 
