@@ -246,7 +246,9 @@ def decode(
             palette = palette[:, 0]
         pixels = _image_array((len(wanted), header.width, *palette.shape[1:]), np.uint8)
         for at, strip in iter_index_strips(reader, wanted):
-            pixels[at : at + len(strip)] = palette[strip]
+            # take along an axis into the output is several times faster than palette[strip];
+            # "clip" skips take's buffered bounds check: the indices were checked already
+            np.take(palette, strip, axis=0, out=pixels[at : at + len(strip)], mode="clip")
     return pixels
 
 
