@@ -388,20 +388,24 @@ def quantize(
 
 def _fit(
     image: ImageRows, colors: int, method: str, seed: int, min_psnr: float | None
-) -> np.ndarray:
-    """A palette fitted on every pixel of an image of at most ``FIT_PIXELS``, else on a
-    uniform sample of that many (``min_psnr`` is then judged on the sample).
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(palette, every pixel's index or None): an image of at most ``FIT_PIXELS`` is
+    fitted on every pixel, and the fit's own assignment is kept; a larger one is
+    fitted on a uniform sample of that many (``min_psnr`` is then judged on the
+    sample) and mapped strip by strip later.
 
     When a sample shows few colours the image is scanned (band by band, stopping
     early) so that an image of at most ``colors`` colours keeps them all exactly.
     """
     sample = sample_pixels(image, FIT_PIXELS, seed)
-    sampled = len(sample) < image.pixel_count
-    if sampled and min_psnr is None and ColorSet(image.channels, colors).add(sample):
+    options = {"method": method, "seed": seed, "min_psnr": min_psnr}
+    if len(sample) == image.pixel_count:
+        return palette_fitting.quantize(sample, colors, **options)
+    if min_psnr is None and ColorSet(image.channels, colors).add(sample):
         exact = distinct_colors(image, colors)
         if exact is not None:
-            return exact
-    return palette_fitting.quantize(sample, colors, method=method, seed=seed, min_psnr=min_psnr)[0]
+            return exact, None
+    return palette_fitting.fit(sample, colors, **options), None
 
 
 @dataclass(frozen=True)
@@ -432,15 +436,27 @@ def _plan_image(
     seed = check_integer("seed", seed, 0, 2**32 - 1)
     min_psnr = _check_min_psnr(min_psnr)
     layout = _Layout.of(image.height, image.width, compression, strip_rows)
+    indices = None
     if palette is None:
-        palette = _fit(image, colors, method, seed, min_psnr)
+        palette, indices = _fit(image, colors, method, seed, min_psnr)
     palette = _as_palette(palette)
     if palette.shape[1] != image.channels:
         raise VQIError(
             f"palette has {palette.shape[1]} channels but the image has {image.channels}"
         )
+    return _Plan(layout, palette, _strip_indices(image, palette, indices))
+
+
+def _strip_indices(
+    image: ImageRows, palette: np.ndarray, indices: np.ndarray | None
+) -> StripIndices:
+    """Where each strip's indices come from: the fit's own assignment when it covered
+    every pixel, else each strip mapped to the palette as it is read."""
+    if indices is not None:
+        width = image.width
+        return lambda first, rows: indices[first * width : (first + rows) * width]
     assign = StripAssigner(palette)
-    return _Plan(layout, palette, lambda first, rows: assign(image.band(first, rows)))
+    return lambda first, rows: assign(image.band(first, rows))
 
 
 def encode(

@@ -211,14 +211,28 @@ DEFAULT_METHOD = "kmeans"
 
 
 def fit(
-    pixels: np.ndarray, colors: int, *, method: str = DEFAULT_METHOD, seed: int = 0
+    pixels: np.ndarray,
+    colors: int,
+    *,
+    method: str = DEFAULT_METHOD,
+    seed: int = 0,
+    min_psnr: float | None = None,
 ) -> np.ndarray:
     """A palette of at most ``colors`` distinct entries for (N, C) uint8 pixels.
 
-    Pixels with at most ``colors`` distinct colours get exactly those colours. The
-    pixels may be a sample of a larger image; ``assign`` then maps every pixel.
+    Pixels with at most ``colors`` distinct colours get exactly those colours. With
+    ``min_psnr`` the palette is the smallest reaching that PSNR. The pixels may be a
+    sample of a larger image; ``assign`` then maps every pixel.
     """
-    return _fit_table(color_table(pixels), colors, method, seed)
+    return _palette_for(color_table(pixels), colors, method, seed, min_psnr)
+
+
+def _palette_for(
+    table: ColorTable, colors: int, method: str, seed: int, min_psnr: float | None
+) -> np.ndarray:
+    if min_psnr is None:
+        return _fit_table(table, colors, method, seed)
+    return _smallest_palette(table, colors, min_psnr, method, seed)
 
 
 def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.ndarray:
@@ -292,10 +306,7 @@ def quantize(
     most. Assigns each distinct colour once and spreads the result to the pixels.
     """
     table = color_table(pixels)
-    if min_psnr is None:
-        palette = _fit_table(table, colors, method, seed)
-    else:
-        palette = _smallest_palette(table, colors, min_psnr, method, seed)
+    palette = _palette_for(table, colors, method, seed, min_psnr)
     if palette is table.colors:
         return palette, table.inverse.astype(index_dtype(bits_for_colors(len(palette))))
     return palette, assign(table.colors, palette)[table.inverse]
