@@ -279,6 +279,22 @@ def test_modes_without_8_bit_samples_are_refused(mode, tmp_path):
     assert not target.exists()
 
 
+def test_save_options_dither_and_min_psnr(tmp_path):
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2).repeat(8, axis=0)
+    image = Image.fromarray(ramp)
+    with open_bytes(saved(image, colors=4, dither=True)) as back:
+        dithered = np.asarray(back.convert("RGB"))
+    with open_bytes(saved(image, colors=4)) as back:
+        plain = np.asarray(back.convert("RGB"))
+    assert len(np.unique(dithered[:, 75:120])) > len(np.unique(plain[:, 75:120])) == 1
+    with open_bytes(saved(image, colors=256, min_psnr=30)) as back:
+        assert len(back.getpalette()) // 3 < 64
+    target = tmp_path / "x.vqi"
+    with pytest.raises(ValueError, match="grey or RGB"):
+        Image.new("RGBA", (3, 2)).save(target, colors=2, dither=True)
+    assert not target.exists()
+
+
 @pytest.mark.parametrize(
     "option",
     [
@@ -291,6 +307,8 @@ def test_modes_without_8_bit_samples_are_refused(mode, tmp_path):
         {"seed": -1},
         {"strip_rows": 0},
         {"strip_rows": 99},
+        {"min_psnr": 0},
+        {"min_psnr": "high"},
     ],
 )
 def test_bad_save_options_are_value_errors(option, tmp_path):

@@ -127,12 +127,13 @@ def encode_libimagequant(image: np.ndarray, colors: int) -> tuple[np.ndarray, in
         return rgb[np.frombuffer(indices, np.uint8)].reshape(image.shape), _png_size(index_image)
 
 
-def encode_pngquant(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+def encode_pngquant(image: np.ndarray, colors: int, dither: bool = False) -> tuple[np.ndarray, int]:
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder, "in.png"), Path(folder, "out.png")
         with _untimed():
             Image.fromarray(image).save(source, compress_level=1)
-        command = ["pngquant", "--speed", "1", "--nofs", "--force", "--output", str(target)]
+        command = ["pngquant", "--speed", "1", "--force", "--output", str(target)]
+        command += [] if dither else ["--nofs"]
         subprocess.run([*command, str(colors), str(source)], check=True)
         with _untimed():
             return np.asarray(Image.open(target).convert("RGB")), target.stat().st_size
@@ -241,6 +242,52 @@ def print_verdict(colors: int, results: Results) -> None:
             ) / statistics.median(r.seconds for r in results["libimagequant"].values())
             lines.append(f"median time {name}/libimagequant {ratio:.2f}x (target <= 1.5)")
     print(f"k = {colors}: " + "; ".join(lines))
+
+
+# --- dithering table ---------------------------------------------------------------
+
+
+def blurred_psnr(original: np.ndarray, decoded: np.ndarray, sigma: float = 1.5) -> float:
+    """PSNR after a Gaussian blur of both images: error as seen from a distance, where
+    error diffusion pays off (plain PSNR penalises it)."""
+    from scipy.ndimage import gaussian_filter
+
+    spatial = (sigma, sigma, 0) if original.ndim == 3 else sigma
+    blurred = [
+        gaussian_filter(np.asarray(image, np.float64), spatial) for image in (original, decoded)
+    ]
+    return psnr(blurred[0], blurred[1])
+
+
+def dither_encoders() -> dict[str, Encoder]:
+    def vqi_dithered(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+        data = vqformat.encode(image, colors, dither=True)
+        return vqformat.decode(data), len(data)
+
+    encoders = {"vqi": encode_vqi_file, "vqi --dither": vqi_dithered}
+    if shutil.which("pngquant"):
+        encoders["pngquant --nofs"] = encode_pngquant
+        encoders["pngquant (dithered)"] = lambda image, colors: encode_pngquant(
+            image, colors, dither=True
+        )
+    return encoders
+
+
+def print_dither_table(photos: dict[str, np.ndarray], colors_list: list[int]) -> None:
+    print("\n## dithering: medians over the photos of PSNR, blurred PSNR (sigma 1.5) and bpp")
+    encoders = dither_encoders()
+    print(f"{'k':>4} " + "".join(f"{name:>30}" for name in encoders))
+    for colors in colors_list:
+        cells = []
+        for encoder in encoders.values():
+            rows = []
+            for image in photos.values():
+                decoded, size = encoder(image, colors)
+                bpp = 8 * size / (image.shape[0] * image.shape[1])
+                rows.append((psnr(image, decoded), blurred_psnr(image, decoded), bpp))
+            medians = [statistics.median(column) for column in zip(*rows, strict=True)]
+            cells.append("{:7.2f} {:7.2f} {:6.3f}".format(*medians))
+        print(f"{colors:>4} " + "".join(f"{cell:>30}" for cell in cells))
 
 
 # --- grey table -----------------------------------------------------------------
@@ -366,6 +413,7 @@ def main() -> None:
                 8 * rows[n].size / (photos[n].shape[0] * photos[n].shape[1]) for n in rows
             )
             curves[name].append((bpp, statistics.median(r.psnr for r in rows.values())))
+    print_dither_table(photos, args.colors)
     print_grey_table(grey_photos(photos, args.grey_image), args.grey_colors)
     draw_rd_plot(curves, args.plot)
     print(f"\nrate-distortion plot: {args.plot}")

@@ -134,6 +134,8 @@ class SaveOptions:
     seed: int = 0
     strip_rows: int | None = None
     optimize: bool = False
+    min_psnr: float | None = None
+    dither: bool = False
 
     @classmethod
     def from_encoderinfo(cls, info: dict) -> SaveOptions:
@@ -182,7 +184,12 @@ def _palette_and_indices(im: Image.Image, options: SaveOptions) -> tuple[np.ndar
         im = im.convert("RGBA" if entries.shape[1] == 4 else "RGB")
     pixels = np.asarray(_savable(im))
     return codec.quantize(
-        pixels, options.colors or MAX_PALETTE_MODE_COLORS, method=options.method, seed=options.seed
+        pixels,
+        options.colors or MAX_PALETTE_MODE_COLORS,
+        method=options.method,
+        seed=options.seed,
+        min_psnr=options.min_psnr,
+        dither=options.dither,
     )
 
 
