@@ -33,6 +33,7 @@ from PIL import Image, ImageDraw, features
 
 import vqformat
 from vqformat import bitpack
+from vqformat import palette as palette_fitting
 from vqformat.container import bits_for_colors
 
 
@@ -290,6 +291,57 @@ def print_dither_table(photos: dict[str, np.ndarray], colors_list: list[int]) ->
         print(f"{colors:>4} " + "".join(f"{cell:>30}" for cell in cells))
 
 
+# --- colour space table ------------------------------------------------------------
+
+
+def lab_fit(image: np.ndarray, colors: int) -> np.ndarray:
+    """The experiment: k-means on the distinct colours in CIELAB (weighted by counts),
+    palette rounded back to RGB, each pixel mapped to the entry nearest in CIELAB."""
+    from scipy.spatial import cKDTree
+    from skimage.color import lab2rgb, rgb2lab
+    from sklearn.cluster import KMeans
+
+    table = palette_fitting.color_table(image.reshape(-1, 3))
+    to_lab = lambda rgb: rgb2lab(rgb[:, None, :] / 255.0)[:, 0, :]  # noqa: E731
+    model = KMeans(colors, n_init=1, random_state=0, tol=1e-3)
+    model.fit(to_lab(table.colors), sample_weight=table.counts)
+    rgb = lab2rgb(model.cluster_centers_[:, None, :])[:, 0, :]
+    palette = np.unique(np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8), axis=0)
+    _, nearest = cKDTree(to_lab(palette)).query(to_lab(table.colors))
+    return palette[nearest][table.inverse].reshape(image.shape)
+
+
+def mean_delta_e(original: np.ndarray, decoded: np.ndarray) -> float:
+    """Mean CIEDE2000 colour difference per pixel."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    return float(np.mean(deltaE_ciede2000(rgb2lab(original), rgb2lab(decoded))))
+
+
+def print_colour_space_table(photos: dict[str, np.ndarray], colors_list: list[int]) -> None:
+    if not _importable("skimage"):
+        return
+    print("\n## colour space of the fit: medians over the photos of PSNR and mean CIEDE2000")
+    print(f"{'k':>4} {'RGB (vqi) PSNR':>16} {'dE00':>7} {'CIELAB PSNR':>13} {'dE00':>7}")
+    for colors in colors_list:
+        rows = []
+        for image in photos.values():
+            rgb_fit = vqformat.decode(vqformat.encode(image, colors))
+            lab = lab_fit(image, colors)
+            rows.append(
+                (
+                    psnr(image, rgb_fit),
+                    mean_delta_e(image, rgb_fit),
+                    psnr(image, lab),
+                    mean_delta_e(image, lab),
+                )
+            )
+        medians = [statistics.median(column) for column in zip(*rows, strict=True)]
+        print(
+            f"{colors:>4} {medians[0]:16.2f} {medians[1]:7.3f} {medians[2]:13.2f} {medians[3]:7.3f}"
+        )
+
+
 # --- grey table -----------------------------------------------------------------
 
 
@@ -414,6 +466,7 @@ def main() -> None:
             )
             curves[name].append((bpp, statistics.median(r.psnr for r in rows.values())))
     print_dither_table(photos, args.colors)
+    print_colour_space_table(photos, args.colors)
     print_grey_table(grey_photos(photos, args.grey_image), args.grey_colors)
     draw_rd_plot(curves, args.plot)
     print(f"\nrate-distortion plot: {args.plot}")
