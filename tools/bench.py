@@ -7,8 +7,10 @@ all pixels (palette stored as .vqi), libimagequant (the ``imagequant`` package; 
 quantization only, PNG written untimed for its size), the pngquant CLI (``--speed 1
 --nofs``; wall time including process start and PNG I/O) and Pillow's quantizers (PNG
 size). Peers that are not installed are skipped. Times are medians of ``--repeats``
-runs (KMeans on all pixels, being slow, of ``--kmeans-repeats``). Also a grey table at
-k = 8 and a rate-distortion plot (bits per pixel against PSNR, medians over the photos).
+runs (KMeans on all pixels, being slow, of ``--kmeans-repeats``). The same tables for
+the grey photos (as RGB with equal channels), then tables of dithering, of fitting in
+CIELAB and of grey strategies at k = 8, and a rate-distortion plot (bits per pixel
+against PSNR, medians over the colour photos).
 
     python tools/bench.py [--colors 16 64 256] [--repeats 3] [--plot rd.png]
 """
@@ -444,13 +446,33 @@ def main() -> None:
     parser.add_argument("--image", nargs="*", default=[], help="extra colour images")
     parser.add_argument("--grey-image", nargs="*", default=[], help="extra grey images")
     parser.add_argument("--grey-colors", type=int, default=8)
+    parser.add_argument(
+        "--skip-grey-tables", action="store_true", help="omit the per-k tables of grey photos"
+    )
     parser.add_argument("--plot", default="rd.png", help="rate-distortion plot (PNG)")
     args = parser.parse_args()
 
     photos = colour_photos(args.image)
+    greys = grey_photos(photos, args.grey_image)
     encoders = available_encoders(args.skip_kmeans)
     print(f"photos: {', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in photos.items())}")
+    print(f"grey: {', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in greys.items())}")
     print(f"encoders: {', '.join(encoders)}; times are medians of {args.repeats} runs")
+    curves = run_tables(photos, encoders, args)
+    if not args.skip_grey_tables:
+        print("\n# grey photos, given to every encoder as RGB with equal channels")
+        run_tables({n: np.dstack([g, g, g]) for n, g in greys.items()}, encoders, args)
+    print_dither_table(photos, args.colors)
+    print_colour_space_table(photos, args.colors)
+    print_grey_table(greys, args.grey_colors)
+    draw_rd_plot(curves, args.plot)
+    print(f"\nrate-distortion plot: {args.plot}")
+
+
+def run_tables(
+    photos: dict[str, np.ndarray], encoders: dict[str, Encoder], args: argparse.Namespace
+) -> dict[str, list[tuple[float, float]]]:
+    """One table and verdict per palette size; returns each encoder's (bpp, PSNR) medians."""
     curves: dict[str, list[tuple[float, float]]] = {name: [] for name in encoders}
     for colors in args.colors:
         results: Results = {name: {} for name in encoders}
@@ -465,11 +487,7 @@ def main() -> None:
                 8 * rows[n].size / (photos[n].shape[0] * photos[n].shape[1]) for n in rows
             )
             curves[name].append((bpp, statistics.median(r.psnr for r in rows.values())))
-    print_dither_table(photos, args.colors)
-    print_colour_space_table(photos, args.colors)
-    print_grey_table(grey_photos(photos, args.grey_image), args.grey_colors)
-    draw_rd_plot(curves, args.plot)
-    print(f"\nrate-distortion plot: {args.plot}")
+    return curves
 
 
 if __name__ == "__main__":

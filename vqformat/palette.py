@@ -231,7 +231,17 @@ def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.nda
         ) from None
     if len(table.colors) <= colors:
         return table.colors
+    if _is_grey(table.colors):
+        # Equal channels (a grey photo saved as RGB) are a 1-channel problem, which has
+        # an exact answer, and per-channel grids would waste entries off the diagonal.
+        grey_table = ColorTable(table.colors[:, :1], table.counts, table.inverse)
+        return np.repeat(fitter(grey_table, colors, seed), table.colors.shape[1], axis=1)
     return fitter(table, colors, seed)
+
+
+def _is_grey(colors: np.ndarray) -> bool:
+    """Whether several channels hold equal values in every colour."""
+    return colors.shape[1] > 1 and bool(np.all(colors == colors[:, :1]))
 
 
 def assign(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
