@@ -428,6 +428,22 @@ def test_every_truncation_is_a_clean_error(colors):
             open_and_load(data[:end])
 
 
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_load_truncated_images_keeps_the_intact_strips(method):
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    data = vqformat.encode(pixels, 16, compression=method, strip_rows=4)
+    _, whole = vqformat.decode_indexed(data)
+    cut = data[: data.index(b"IDAT", data.index(b"IDAT", data.index(b"IDAT") + 1) + 1) + 20]
+    with pytest.raises(OSError, match="broken VQI file"):
+        open_and_load(cut)
+    with mock.patch.object(ImageFile, "LOAD_TRUNCATED_IMAGES", True), open_bytes(cut) as im:
+        assert im.mode == "P"
+        partial = np.asarray(im)
+    assert np.array_equal(partial[:8], whole[:8])  # the two strips before the cut
+    assert not partial[8:].any()  # index 0, as a truncated PNG-8 leaves it
+
+
 def with_fixed_crcs(data: bytes) -> bytes:
     """Recompute every whole chunk's CRC, so that damage gets past the CRC check."""
     fixed = bytearray(data)

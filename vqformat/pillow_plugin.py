@@ -94,11 +94,15 @@ class VQIDecoder(ImageFile.PyDecoder):
     _pulls_fd = True
 
     def decode(self, buffer: bytes) -> tuple[int, int]:
+        """Decode every strip; a truncated or damaged file raises OSError, unless
+        ``ImageFile.LOAD_TRUNCATED_IMAGES`` is set: then, as for PNG, the rows of the
+        strips read intact are kept and the rest stay zero."""
         assert self.fd is not None
         try:
             self._decode_strips(Reader(self.fd))
         except VQIError as error:
-            raise OSError(f"broken VQI file: {error}") from error
+            if not ImageFile.LOAD_TRUNCATED_IMAGES:
+                raise OSError(f"broken VQI file: {error}") from error
         return -1, 0
 
     def _decode_strips(self, reader: Reader) -> None:
