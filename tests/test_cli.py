@@ -306,6 +306,24 @@ def test_skip_if_larger(tmp_path):
     assert vqi("encode", small, "--skip-if-larger").returncode == 0
 
 
+def test_quality_target_and_dithering(tmp_path):
+    ramp = tmp_path / "ramp.png"
+    pixels = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2).repeat(8, axis=0)
+    Image.fromarray(pixels).save(ramp)
+    assert vqi("encode", ramp, "--min-psnr", "30", "-o", tmp_path / "q.vqi").returncode == 0
+    assert 2 < vqformat.read_info(tmp_path / "q.vqi").colors < 64
+    assert vqi("encode", ramp, "-k", "4", "--dither", "-o", tmp_path / "d.vqi").returncode == 0
+    assert len(np.unique(vqformat.decode(tmp_path / "d.vqi")[:, 100:140])) > 1
+    for bad in ["0", "-3", "inf", "loud"]:
+        assert vqi("encode", ramp, "--min-psnr", bad).returncode == ExitStatus.USAGE
+    rgba = tmp_path / "rgba.png"
+    Image.new("RGBA", (4, 4)).save(rgba)
+    result = vqi("encode", rgba, "--dither")
+    assert result.returncode == ExitStatus.INPUT
+    assert "grey or RGB" in errors(result)[0]
+    assert not rgba.with_suffix(".vqi").exists()
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_batch_with_bad_inputs_finishes_the_rest(photo, junk, tmp_path, workers):
     second = tmp_path / "second.png"

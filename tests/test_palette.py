@@ -189,6 +189,18 @@ def test_grey_images_get_the_exact_optimum_through_the_codec():
     )
 
 
+@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("channels", [2, 3, 4])
+def test_equal_channels_are_fitted_as_grey(method, channels):
+    rng = np.random.default_rng(6)
+    grey_image = np.clip(rng.normal(120, 50, (30, 40)), 0, 255).astype(np.uint8)
+    stacked = np.repeat(grey_image[..., None], channels, axis=2)
+    grey_palette, grey_indices = vqformat.quantize(grey_image, 16, method=method)
+    palette, indices = vqformat.quantize(stacked, 16, method=method)
+    assert np.array_equal(palette, np.repeat(grey_palette, channels, axis=1))
+    assert np.array_equal(indices, grey_indices)
+
+
 def test_unknown_method_is_a_clear_error():
     with pytest.raises(VQIError, match="unknown palette method"):
         palette_fitting.fit(np.zeros((4, 3), np.uint8), 2, method="nope")

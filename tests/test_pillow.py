@@ -279,6 +279,22 @@ def test_modes_without_8_bit_samples_are_refused(mode, tmp_path):
     assert not target.exists()
 
 
+def test_save_options_dither_and_min_psnr(tmp_path):
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2).repeat(8, axis=0)
+    image = Image.fromarray(ramp)
+    with open_bytes(saved(image, colors=4, dither=True)) as back:
+        dithered = np.asarray(back.convert("RGB"))
+    with open_bytes(saved(image, colors=4)) as back:
+        plain = np.asarray(back.convert("RGB"))
+    assert len(np.unique(dithered[:, 75:120])) > len(np.unique(plain[:, 75:120])) == 1
+    with open_bytes(saved(image, colors=256, min_psnr=30)) as back:
+        assert len(back.getpalette()) // 3 < 64
+    target = tmp_path / "x.vqi"
+    with pytest.raises(ValueError, match="grey or RGB"):
+        Image.new("RGBA", (3, 2)).save(target, colors=2, dither=True)
+    assert not target.exists()
+
+
 @pytest.mark.parametrize(
     "option",
     [
@@ -291,6 +307,8 @@ def test_modes_without_8_bit_samples_are_refused(mode, tmp_path):
         {"seed": -1},
         {"strip_rows": 0},
         {"strip_rows": 99},
+        {"min_psnr": 0},
+        {"min_psnr": "high"},
     ],
 )
 def test_bad_save_options_are_value_errors(option, tmp_path):
@@ -408,6 +426,22 @@ def test_every_truncation_is_a_clean_error(colors):
     for end in range(len(data)):
         with pytest.raises(BROKEN):
             open_and_load(data[:end])
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_load_truncated_images_keeps_the_intact_strips(method):
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    data = vqformat.encode(pixels, 16, compression=method, strip_rows=4)
+    _, whole = vqformat.decode_indexed(data)
+    cut = data[: data.index(b"IDAT", data.index(b"IDAT", data.index(b"IDAT") + 1) + 1) + 20]
+    with pytest.raises(OSError, match="broken VQI file"):
+        open_and_load(cut)
+    with mock.patch.object(ImageFile, "LOAD_TRUNCATED_IMAGES", True), open_bytes(cut) as im:
+        assert im.mode == "P"
+        partial = np.asarray(im)
+    assert np.array_equal(partial[:8], whole[:8])  # the two strips before the cut
+    assert not partial[8:].any()  # index 0, as a truncated PNG-8 leaves it
 
 
 def with_fixed_crcs(data: bytes) -> bytes:

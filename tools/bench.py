@@ -1,12 +1,16 @@
 """Palette quality and encode speed of vqi against its peers, measured in the same run.
 
-For each palette size: vqi, scikit-learn KMeans(k, n_init=1) on all pixels (palette
-stored as .vqi), libimagequant (the ``imagequant`` package; timed quantization only,
-PNG written untimed for its size), the pngquant CLI (``--speed 1 --nofs``; wall time
-including process start and PNG I/O) and Pillow's quantizers (PNG size). Peers that
-are not installed are skipped. Times are medians of ``--repeats`` runs (KMeans on all
-pixels, being slow, of ``--kmeans-repeats``). Also a grey table at k = 8 and a
-rate-distortion plot (bits per pixel against PSNR, medians over the photos).
+For each palette size: vqi (timed as fit + assign + bit packing; its file size, with
+the default compression, measured untimed), vqi-encode-file (the whole
+``vqformat.encode`` call, compression included), scikit-learn KMeans(k, n_init=1) on
+all pixels (palette stored as .vqi), libimagequant (the ``imagequant`` package; timed
+quantization only, PNG written untimed for its size), the pngquant CLI (``--speed 1
+--nofs``; wall time including process start and PNG I/O) and Pillow's quantizers (PNG
+size). Peers that are not installed are skipped. Times are medians of ``--repeats``
+runs (KMeans on all pixels, being slow, of ``--kmeans-repeats``). The same tables for
+the grey photos (as RGB with equal channels), then tables of dithering, of fitting in
+CIELAB and of grey strategies at k = 8, and a rate-distortion plot (bits per pixel
+against PSNR, medians over the colour photos).
 
     python tools/bench.py [--colors 16 64 256] [--repeats 3] [--plot rd.png]
 """
@@ -30,6 +34,9 @@ from bench_images import colour_photos, grey_photos
 from PIL import Image, ImageDraw, features
 
 import vqformat
+from vqformat import bitpack
+from vqformat import palette as palette_fitting
+from vqformat.container import bits_for_colors
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,16 @@ def measure(encoder: Encoder, image: np.ndarray, colors: int, repeats: int) -> R
 
 
 def encode_vqi(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+    """Timed as the issue defines encoding: fit + assign + bit packing (the file's
+    size, with the default compression, is measured untimed)."""
+    palette, indices = vqformat.quantize(image, colors)
+    bitpack.pack(indices, bits_for_colors(len(palette)))
+    with _untimed():
+        return palette[indices], len(vqformat.encode_indexed(palette, indices))
+
+
+def encode_vqi_file(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+    """The whole ``vqformat.encode`` call: fit, assign and the default compression."""
     data = vqformat.encode(image, colors)
     with _untimed():
         return vqformat.decode(data), len(data)
@@ -113,12 +130,13 @@ def encode_libimagequant(image: np.ndarray, colors: int) -> tuple[np.ndarray, in
         return rgb[np.frombuffer(indices, np.uint8)].reshape(image.shape), _png_size(index_image)
 
 
-def encode_pngquant(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+def encode_pngquant(image: np.ndarray, colors: int, dither: bool = False) -> tuple[np.ndarray, int]:
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder, "in.png"), Path(folder, "out.png")
         with _untimed():
             Image.fromarray(image).save(source, compress_level=1)
-        command = ["pngquant", "--speed", "1", "--nofs", "--force", "--output", str(target)]
+        command = ["pngquant", "--speed", "1", "--force", "--output", str(target)]
+        command += [] if dither else ["--nofs"]
         subprocess.run([*command, str(colors), str(source)], check=True)
         with _untimed():
             return np.asarray(Image.open(target).convert("RGB")), target.stat().st_size
@@ -142,7 +160,7 @@ def _importable(module: str) -> bool:
 
 
 def available_encoders(skip_kmeans: bool) -> dict[str, Encoder]:
-    encoders: dict[str, Encoder] = {"vqi": encode_vqi}
+    encoders: dict[str, Encoder] = {"vqi": encode_vqi, "vqi-encode-file": encode_vqi_file}
     if not skip_kmeans:
         encoders["sklearn-kmeans"] = encode_kmeans
     if _importable("imagequant"):
@@ -221,11 +239,109 @@ def print_verdict(colors: int, results: Results) -> None:
         lines.append(f"worst image vs KMeans {worst:+.2f} dB (target >= -0.05)")
         lines.append(f"KMeans/vqi time {speed:.1f}x (target >= 10 at k = 256)")
     if "libimagequant" in results:
-        ratio = statistics.median(vqi[n].seconds for n in vqi) / statistics.median(
-            r.seconds for r in results["libimagequant"].values()
-        )
-        lines.append(f"median time vqi/libimagequant {ratio:.2f}x (target <= 1.5)")
+        for name in ("vqi", "vqi-encode-file"):
+            ratio = statistics.median(
+                r.seconds for r in results[name].values()
+            ) / statistics.median(r.seconds for r in results["libimagequant"].values())
+            lines.append(f"median time {name}/libimagequant {ratio:.2f}x (target <= 1.5)")
     print(f"k = {colors}: " + "; ".join(lines))
+
+
+# --- dithering table ---------------------------------------------------------------
+
+
+def blurred_psnr(original: np.ndarray, decoded: np.ndarray, sigma: float = 1.5) -> float:
+    """PSNR after a Gaussian blur of both images: error as seen from a distance, where
+    error diffusion pays off (plain PSNR penalises it)."""
+    from scipy.ndimage import gaussian_filter
+
+    spatial = (sigma, sigma, 0) if original.ndim == 3 else sigma
+    blurred = [
+        gaussian_filter(np.asarray(image, np.float64), spatial) for image in (original, decoded)
+    ]
+    return psnr(blurred[0], blurred[1])
+
+
+def dither_encoders() -> dict[str, Encoder]:
+    def vqi_dithered(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+        data = vqformat.encode(image, colors, dither=True)
+        return vqformat.decode(data), len(data)
+
+    encoders = {"vqi": encode_vqi_file, "vqi --dither": vqi_dithered}
+    if shutil.which("pngquant"):
+        encoders["pngquant --nofs"] = encode_pngquant
+        encoders["pngquant (dithered)"] = lambda image, colors: encode_pngquant(
+            image, colors, dither=True
+        )
+    return encoders
+
+
+def print_dither_table(photos: dict[str, np.ndarray], colors_list: list[int]) -> None:
+    print("\n## dithering: medians over the photos of PSNR, blurred PSNR (sigma 1.5) and bpp")
+    encoders = dither_encoders()
+    print(f"{'k':>4} " + "".join(f"{name:>30}" for name in encoders))
+    for colors in colors_list:
+        cells = []
+        for encoder in encoders.values():
+            rows = []
+            for image in photos.values():
+                decoded, size = encoder(image, colors)
+                bpp = 8 * size / (image.shape[0] * image.shape[1])
+                rows.append((psnr(image, decoded), blurred_psnr(image, decoded), bpp))
+            medians = [statistics.median(column) for column in zip(*rows, strict=True)]
+            cells.append("{:7.2f} {:7.2f} {:6.3f}".format(*medians))
+        print(f"{colors:>4} " + "".join(f"{cell:>30}" for cell in cells))
+
+
+# --- colour space table ------------------------------------------------------------
+
+
+def lab_fit(image: np.ndarray, colors: int) -> np.ndarray:
+    """The experiment: k-means on the distinct colours in CIELAB (weighted by counts),
+    palette rounded back to RGB, each pixel mapped to the entry nearest in CIELAB."""
+    from scipy.spatial import cKDTree
+    from skimage.color import lab2rgb, rgb2lab
+    from sklearn.cluster import KMeans
+
+    table = palette_fitting.color_table(image.reshape(-1, 3))
+    to_lab = lambda rgb: rgb2lab(rgb[:, None, :] / 255.0)[:, 0, :]  # noqa: E731
+    model = KMeans(colors, n_init=1, random_state=0, tol=1e-3)
+    model.fit(to_lab(table.colors), sample_weight=table.counts)
+    rgb = lab2rgb(model.cluster_centers_[:, None, :])[:, 0, :]
+    palette = np.unique(np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8), axis=0)
+    _, nearest = cKDTree(to_lab(palette)).query(to_lab(table.colors))
+    return palette[nearest][table.inverse].reshape(image.shape)
+
+
+def mean_delta_e(original: np.ndarray, decoded: np.ndarray) -> float:
+    """Mean CIEDE2000 colour difference per pixel."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    return float(np.mean(deltaE_ciede2000(rgb2lab(original), rgb2lab(decoded))))
+
+
+def print_colour_space_table(photos: dict[str, np.ndarray], colors_list: list[int]) -> None:
+    if not _importable("skimage"):
+        return
+    print("\n## colour space of the fit: medians over the photos of PSNR and mean CIEDE2000")
+    print(f"{'k':>4} {'RGB (vqi) PSNR':>16} {'dE00':>7} {'CIELAB PSNR':>13} {'dE00':>7}")
+    for colors in colors_list:
+        rows = []
+        for image in photos.values():
+            rgb_fit = vqformat.decode(vqformat.encode(image, colors))
+            lab = lab_fit(image, colors)
+            rows.append(
+                (
+                    psnr(image, rgb_fit),
+                    mean_delta_e(image, rgb_fit),
+                    psnr(image, lab),
+                    mean_delta_e(image, lab),
+                )
+            )
+        medians = [statistics.median(column) for column in zip(*rows, strict=True)]
+        print(
+            f"{colors:>4} {medians[0]:16.2f} {medians[1]:7.3f} {medians[2]:13.2f} {medians[3]:7.3f}"
+        )
 
 
 # --- grey table -----------------------------------------------------------------
@@ -330,13 +446,33 @@ def main() -> None:
     parser.add_argument("--image", nargs="*", default=[], help="extra colour images")
     parser.add_argument("--grey-image", nargs="*", default=[], help="extra grey images")
     parser.add_argument("--grey-colors", type=int, default=8)
+    parser.add_argument(
+        "--skip-grey-tables", action="store_true", help="omit the per-k tables of grey photos"
+    )
     parser.add_argument("--plot", default="rd.png", help="rate-distortion plot (PNG)")
     args = parser.parse_args()
 
     photos = colour_photos(args.image)
+    greys = grey_photos(photos, args.grey_image)
     encoders = available_encoders(args.skip_kmeans)
     print(f"photos: {', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in photos.items())}")
+    print(f"grey: {', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in greys.items())}")
     print(f"encoders: {', '.join(encoders)}; times are medians of {args.repeats} runs")
+    curves = run_tables(photos, encoders, args)
+    if not args.skip_grey_tables:
+        print("\n# grey photos, given to every encoder as RGB with equal channels")
+        run_tables({n: np.dstack([g, g, g]) for n, g in greys.items()}, encoders, args)
+    print_dither_table(photos, args.colors)
+    print_colour_space_table(photos, args.colors)
+    print_grey_table(greys, args.grey_colors)
+    draw_rd_plot(curves, args.plot)
+    print(f"\nrate-distortion plot: {args.plot}")
+
+
+def run_tables(
+    photos: dict[str, np.ndarray], encoders: dict[str, Encoder], args: argparse.Namespace
+) -> dict[str, list[tuple[float, float]]]:
+    """One table and verdict per palette size; returns each encoder's (bpp, PSNR) medians."""
     curves: dict[str, list[tuple[float, float]]] = {name: [] for name in encoders}
     for colors in args.colors:
         results: Results = {name: {} for name in encoders}
@@ -351,9 +487,7 @@ def main() -> None:
                 8 * rows[n].size / (photos[n].shape[0] * photos[n].shape[1]) for n in rows
             )
             curves[name].append((bpp, statistics.median(r.psnr for r in rows.values())))
-    print_grey_table(grey_photos(photos, args.grey_image), args.grey_colors)
-    draw_rd_plot(curves, args.plot)
-    print(f"\nrate-distortion plot: {args.plot}")
+    return curves
 
 
 if __name__ == "__main__":

@@ -112,6 +112,16 @@ def colour_count(text: str) -> int:
     return value
 
 
+def decibels(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of dB")
+    return value
+
+
 def worker_count(text: str) -> int:
     value = _integer(text)
     if value < 0:
@@ -224,6 +234,18 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
         help=f"how the index stream is stored (default {compression.DEFAULT_METHOD})",
     )
     parser.add_argument(
+        "--min-psnr",
+        type=decibels,
+        metavar="DB",
+        help="use the fewest colours (at most K) whose PSNR reaches DB, like pngquant --quality",
+    )
+    parser.add_argument(
+        "--dither",
+        action="store_true",
+        help="Floyd-Steinberg error diffusion (grey or RGB, K <= 256): lower PSNR, "
+        "no banding in smooth gradients, larger files",
+    )
+    parser.add_argument(
         "--skip-if-larger",
         action="store_true",
         help="do not write a result that is not smaller than its input (exit status 98)",
@@ -247,6 +269,8 @@ def run_encode(args: argparse.Namespace) -> int:
             colors=args.colors,
             method=args.method,
             compression=args.compression,
+            min_psnr=args.min_psnr,
+            dither=args.dither,
             skip_if_larger=args.skip_if_larger,
             palette=shared_palette,
         )

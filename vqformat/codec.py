@@ -16,6 +16,7 @@ from . import compression
 from . import palette as palette_fitting
 from .bitpack import index_dtype
 from .container import MAX_COLORS, Header, Reader, Writer, bits_for_colors
+from .dither import check_ditherable, diffuse
 from .errors import VQIError, check_integer
 from .streaming import ColorSet, ImageRows, StripAssigner, distinct_colors, sample_pixels
 
@@ -372,38 +373,54 @@ def quantize(
     method: str = palette_fitting.DEFAULT_METHOD,
     seed: int = 0,
     min_psnr: float | None = None,
+    dither: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit a palette to the pixels and assign each pixel: returns (palette, (H, W) indices).
 
     With ``min_psnr`` (dB) the palette is the smallest reaching it, ``colors`` at most.
+    With ``dither`` the pixels are mapped by Floyd-Steinberg error diffusion (grey or
+    RGB, at most 256 colours) instead of each to its nearest entry.
     """
     image = ImageRows.of(pixels)
     colors = check_integer("colors", colors, 1, MAX_COLORS)
     seed = check_integer("seed", seed, 0, 2**32 - 1)
     min_psnr = _check_min_psnr(min_psnr)
     flat = np.ascontiguousarray(image.band(0, image.height))
-    palette, indices = palette_fitting.quantize(
-        flat, colors, method=method, seed=seed, min_psnr=min_psnr
-    )
+    options = {"method": method, "seed": seed, "min_psnr": min_psnr}
+    if dither:
+        check_ditherable(image.channels, colors)
+        palette = palette_fitting.fit(flat, colors, **options)
+        return palette, diffuse(flat.reshape(image.height, image.width, -1), palette)
+    palette, indices = palette_fitting.quantize(flat, colors, **options)
     return palette, indices.reshape(image.height, image.width)
 
 
 def _fit(
-    image: ImageRows, colors: int, method: str, seed: int, min_psnr: float | None
-) -> np.ndarray:
-    """A palette fitted on every pixel of an image of at most ``FIT_PIXELS``, else on a
-    uniform sample of that many (``min_psnr`` is then judged on the sample).
+    image: ImageRows,
+    colors: int,
+    method: str,
+    seed: int,
+    min_psnr: float | None,
+    assign: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(palette, every pixel's index or None): an image of at most ``FIT_PIXELS`` is
+    fitted on every pixel and, with ``assign``, the fit's own assignment is kept; a
+    larger one is fitted on a uniform sample of that many (``min_psnr`` is then judged
+    on the sample) and mapped strip by strip later.
 
     When a sample shows few colours the image is scanned (band by band, stopping
     early) so that an image of at most ``colors`` colours keeps them all exactly.
     """
     sample = sample_pixels(image, FIT_PIXELS, seed)
+    options = {"method": method, "seed": seed, "min_psnr": min_psnr}
     sampled = len(sample) < image.pixel_count
+    if assign and not sampled:
+        return palette_fitting.quantize(sample, colors, **options)
     if sampled and min_psnr is None and ColorSet(image.channels, colors).add(sample):
         exact = distinct_colors(image, colors)
         if exact is not None:
-            return exact
-    return palette_fitting.quantize(sample, colors, method=method, seed=seed, min_psnr=min_psnr)[0]
+            return exact, None
+    return palette_fitting.fit(sample, colors, **options), None
 
 
 @dataclass(frozen=True)
@@ -427,6 +444,7 @@ def _plan_image(
     seed: int,
     palette: np.ndarray | None,
     min_psnr: float | None,
+    dither: bool,
 ) -> _Plan:
     """Validate the options, then choose the palette and how each strip gets its indices."""
     image = ImageRows.of(pixels)
@@ -434,15 +452,44 @@ def _plan_image(
     seed = check_integer("seed", seed, 0, 2**32 - 1)
     min_psnr = _check_min_psnr(min_psnr)
     layout = _Layout.of(image.height, image.width, compression, strip_rows)
+    if dither:
+        check_ditherable(image.channels, colors if palette is None else len(palette))
+    indices = None
     if palette is None:
-        palette = _fit(image, colors, method, seed, min_psnr)
+        palette, indices = _fit(image, colors, method, seed, min_psnr, assign=not dither)
     palette = _as_palette(palette)
     if palette.shape[1] != image.channels:
         raise VQIError(
             f"palette has {palette.shape[1]} channels but the image has {image.channels}"
         )
+    if dither:
+        return _Plan(layout, palette, _dithered_strips(image, palette))
+    return _Plan(layout, palette, _strip_indices(image, palette, indices))
+
+
+def _strip_indices(
+    image: ImageRows, palette: np.ndarray, indices: np.ndarray | None
+) -> StripIndices:
+    """Where each strip's indices come from: the fit's own assignment when it covered
+    every pixel, else each strip mapped to the palette as it is read."""
+    if indices is not None:
+        width = image.width
+        return lambda first, rows: indices[first * width : (first + rows) * width]
     assign = StripAssigner(palette)
-    return _Plan(layout, palette, lambda first, rows: assign(image.band(first, rows)))
+    return lambda first, rows: assign(image.band(first, rows))
+
+
+def _dithered_strips(image: ImageRows, palette: np.ndarray) -> StripIndices:
+    """Error diffusion over the whole image when it is at most ``FIT_PIXELS`` (no
+    seams), else strip by strip (the error restarts at each strip's first row)."""
+
+    def diffuse_rows(first: int, rows: int) -> np.ndarray:
+        return diffuse(image.band(first, rows).reshape(rows, image.width, -1), palette).ravel()
+
+    if image.pixel_count > FIT_PIXELS:
+        return diffuse_rows
+    indices = diffuse_rows(0, image.height)
+    return _strip_indices(image, palette, indices)
 
 
 def encode(
@@ -455,6 +502,7 @@ def encode(
     seed: int = 0,
     palette: np.ndarray | None = None,
     min_psnr: float | None = None,
+    dither: bool = False,
 ) -> bytes:
     """Quantize a uint8 image to at most ``colors`` colours and return the .vqi bytes.
 
@@ -465,10 +513,13 @@ def encode(
     deterministic for a given ``seed``. ``min_psnr`` asks for the smallest palette
     reaching that PSNR (dB), with ``colors`` the most. ``palette`` (k, C) skips fitting
     and maps every pixel to its nearest entry (``colors``, ``method`` and ``min_psnr``
-    are then unused).
+    are then unused). ``dither`` maps the pixels by Floyd-Steinberg error diffusion
+    (grey or RGB, at most 256 colours) instead of each to its nearest entry.
     """
     out = io.BytesIO()
-    plan = _plan_image(pixels, colors, method, compression, strip_rows, seed, palette, min_psnr)
+    plan = _plan_image(
+        pixels, colors, method, compression, strip_rows, seed, palette, min_psnr, dither
+    )
     plan.write(out)
     return out.getvalue()
 

@@ -58,6 +58,8 @@ class EncodeJob(FileJob):
     colors: int
     method: str
     compression: str
+    min_psnr: float | None = None
+    dither: bool = False
     skip_if_larger: bool = False
     palette: np.ndarray | None = field(default=None, compare=False)  # skips fitting
 
@@ -271,6 +273,8 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
             method=job.method,
             compression=job.compression,
             palette=job.palette,
+            min_psnr=job.min_psnr,
+            dither=job.dither,
         )
     info = vqformat.read_info(data)
     summary = (

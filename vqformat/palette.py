@@ -2,11 +2,11 @@
 
 Colour images are fitted by k-means (scikit-learn) on the image's distinct colours
 weighted by their pixel counts, the same objective as k-means on all pixels at a
-fraction of the cost. To converge quickly the fit runs coarse to fine: k-means++ seeding
-and Lloyd iterations on a histogram reduced to 5 bits a channel (each bin standing at
-the mean of its colours), continued on 6- and 7-bit histograms and finished with a
-Lloyd pass on the exact distinct colours; small palettes try a few starts on the
-coarse histograms and refine only the best.
+fraction of the cost. To converge quickly the fit runs coarse to fine: greedy
+k-means++ seeds and Lloyd iterations on a histogram reduced to 6 bits a channel
+(each bin standing at the mean of its colours), then Lloyd iterations on the exact
+distinct colours from there. Small palettes try a few starts on the coarse histogram
+and refine only the best.
 1-channel data gets the exact minimum-MSE palette (``grey``). Other methods:
 ``minibatch`` (bounded time on huge colour sets), ``uniform`` and ``quantile``
 (KBinsDiscretizer's strategies, a grid of per-channel levels). Assignment is an exact
@@ -28,11 +28,10 @@ from .container import bits_for_colors
 from .errors import VQIError
 
 _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
-# (bits a channel, k-means tolerance) of the coarse-to-fine histograms; the first is
-# converged from k-means++ seeds, the finer ones only correct it.
-_STAGES = ((5, 1e-3), (6, 1e-3), (7, 1e-3))
-_REFINE_PASSES = 1  # Lloyd passes on the exact distinct colours after that
-_RESTART_STAGES = 2  # stages every start runs; the best start alone runs the rest
+# Seeds and first iterations run on this many bits a channel: 5 bits is cheaper but
+# lumps smooth gradients into few heavy bins, whose seeds settle in poorer optima.
+_COARSE_BITS = 6
+_TOLERANCE = 1e-3  # scikit-learn's relative tolerance, for the coarse and the exact stage
 _MINIBATCH_SIZE = 4096
 
 Fitter = Callable[["ColorTable", int, int], np.ndarray]
@@ -89,7 +88,7 @@ def _to_palette(centers: np.ndarray) -> np.ndarray:
 def _restarts(colors: int) -> int:
     """Independent k-means++ starts: cheap for small palettes, where a single run's
     local optimum is furthest from the best."""
-    return max(1, 64 // colors)
+    return max(1, min(4, 128 // colors))
 
 
 @cache
@@ -124,41 +123,29 @@ def _seed(points: np.ndarray, weights: np.ndarray, colors: int, seed: int) -> np
     return init.astype(np.float32)
 
 
-Stage = tuple[np.ndarray, np.ndarray, int, float]
-"""(points, weights, max_iter, tol) of one k-means run."""
-
-
-def _run_stages(stages: list[Stage], centers: np.ndarray) -> tuple[np.ndarray, float]:
-    """Continue ``centers`` through the stages in turn: (centres, inertia of the last)."""
-    error = np.inf
-    for points, weights, max_iter, tol in stages:
-        centers, error = _kmeans(points, weights, centers, max_iter, tol)
-    return centers, error
-
-
 def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     """k-means, coarse to fine: seed and converge on a coarse histogram, then continue
-    on finer ones (each start is close, so few iterations), ending on the exact colours.
-    Several starts run through the cheap coarse stages; only the one with the least
-    error there is refined on the costly fine ones."""
+    on the exact colours (the start is close, so few iterations). Several starts run
+    through the cheap coarse stage; only the one with the least error there is
+    refined."""
     if table.colors.shape[1] == 1:
         return fit_exact_grey(table, colors, seed)
     exact = (table.colors.astype(np.float32), table.counts.astype(np.float64))
-    stages = [(*reduced_histogram(table, bits), 300, tol) for bits, tol in _STAGES]
-    stages.append((*exact, _REFINE_PASSES, 0.0))
-    if len(stages[0][0]) <= colors:  # too few coarse bins: fit the exact colours
-        stages = [(*exact, 300, 1e-4)]
-    coarse, fine = stages[:_RESTART_STAGES], stages[_RESTART_STAGES:]
+    coarse = reduced_histogram(table, _COARSE_BITS)
+    if len(coarse[0]) <= colors:  # too few coarse bins to seed from: fit the exact colours
+        coarse = exact
     best, least_error = exact[0][:0], np.inf
     # One OpenMP/BLAS thread: these problems are small and threads only contend here
     # (measured slower on a loaded two-core machine even for k = 256).
     with _thread_pools().limit(limits=1):
         for start in range(_restarts(colors)):
-            centers, error = _run_stages(coarse, _seed(*stages[0][:2], colors, seed + start))
+            init = _seed(*coarse, colors, seed + start)
+            centers, error = _kmeans(*coarse, init, 300, _TOLERANCE)
             if error < least_error:
                 best, least_error = centers, error
-        centers, _ = _run_stages(fine, best)
-    return _to_palette(centers)
+        if coarse is not exact:
+            best, _ = _kmeans(*exact, best, 300, _TOLERANCE)
+    return _to_palette(best)
 
 
 def fit_minibatch(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
@@ -211,14 +198,28 @@ DEFAULT_METHOD = "kmeans"
 
 
 def fit(
-    pixels: np.ndarray, colors: int, *, method: str = DEFAULT_METHOD, seed: int = 0
+    pixels: np.ndarray,
+    colors: int,
+    *,
+    method: str = DEFAULT_METHOD,
+    seed: int = 0,
+    min_psnr: float | None = None,
 ) -> np.ndarray:
     """A palette of at most ``colors`` distinct entries for (N, C) uint8 pixels.
 
-    Pixels with at most ``colors`` distinct colours get exactly those colours. The
-    pixels may be a sample of a larger image; ``assign`` then maps every pixel.
+    Pixels with at most ``colors`` distinct colours get exactly those colours. With
+    ``min_psnr`` the palette is the smallest reaching that PSNR. The pixels may be a
+    sample of a larger image; ``assign`` then maps every pixel.
     """
-    return _fit_table(color_table(pixels), colors, method, seed)
+    return _palette_for(color_table(pixels), colors, method, seed, min_psnr)
+
+
+def _palette_for(
+    table: ColorTable, colors: int, method: str, seed: int, min_psnr: float | None
+) -> np.ndarray:
+    if min_psnr is None:
+        return _fit_table(table, colors, method, seed)
+    return _smallest_palette(table, colors, min_psnr, method, seed)
 
 
 def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.ndarray:
@@ -230,7 +231,17 @@ def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.nda
         ) from None
     if len(table.colors) <= colors:
         return table.colors
+    if _is_grey(table.colors):
+        # Equal channels (a grey photo saved as RGB) are a 1-channel problem, which has
+        # an exact answer, and per-channel grids would waste entries off the diagonal.
+        grey_table = ColorTable(table.colors[:, :1], table.counts, table.inverse)
+        return np.repeat(fitter(grey_table, colors, seed), table.colors.shape[1], axis=1)
     return fitter(table, colors, seed)
+
+
+def _is_grey(colors: np.ndarray) -> bool:
+    """Whether several channels hold equal values in every colour."""
+    return colors.shape[1] > 1 and bool(np.all(colors == colors[:, :1]))
 
 
 def assign(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -292,10 +303,7 @@ def quantize(
     most. Assigns each distinct colour once and spreads the result to the pixels.
     """
     table = color_table(pixels)
-    if min_psnr is None:
-        palette = _fit_table(table, colors, method, seed)
-    else:
-        palette = _smallest_palette(table, colors, min_psnr, method, seed)
+    palette = _palette_for(table, colors, method, seed, min_psnr)
     if palette is table.colors:
         return palette, table.inverse.astype(index_dtype(bits_for_colors(len(palette))))
     return palette, assign(table.colors, palette)[table.inverse]

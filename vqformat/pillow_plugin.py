@@ -94,11 +94,15 @@ class VQIDecoder(ImageFile.PyDecoder):
     _pulls_fd = True
 
     def decode(self, buffer: bytes) -> tuple[int, int]:
+        """Decode every strip; a truncated or damaged file raises OSError, unless
+        ``ImageFile.LOAD_TRUNCATED_IMAGES`` is set: then, as for PNG, the rows of the
+        strips read intact are kept and the rest stay zero."""
         assert self.fd is not None
         try:
             self._decode_strips(Reader(self.fd))
         except VQIError as error:
-            raise OSError(f"broken VQI file: {error}") from error
+            if not ImageFile.LOAD_TRUNCATED_IMAGES:
+                raise OSError(f"broken VQI file: {error}") from error
         return -1, 0
 
     def _decode_strips(self, reader: Reader) -> None:
@@ -134,6 +138,8 @@ class SaveOptions:
     seed: int = 0
     strip_rows: int | None = None
     optimize: bool = False
+    min_psnr: float | None = None
+    dither: bool = False
 
     @classmethod
     def from_encoderinfo(cls, info: dict) -> SaveOptions:
@@ -182,7 +188,12 @@ def _palette_and_indices(im: Image.Image, options: SaveOptions) -> tuple[np.ndar
         im = im.convert("RGBA" if entries.shape[1] == 4 else "RGB")
     pixels = np.asarray(_savable(im))
     return codec.quantize(
-        pixels, options.colors or MAX_PALETTE_MODE_COLORS, method=options.method, seed=options.seed
+        pixels,
+        options.colors or MAX_PALETTE_MODE_COLORS,
+        method=options.method,
+        seed=options.seed,
+        min_psnr=options.min_psnr,
+        dither=options.dither,
     )
 
 
