@@ -48,6 +48,12 @@ def unpack_band_fields(
     :func:`band_unscan`. The shifts work on 64-bit words (numpy shifts 8-bit arrays
     several times slower); the mask keeps each byte's own bits.
     """
+    if field == 8:  # a byte a field: validate and reorder the bytes, no unpacking copy
+        bitpack.check_packed(data, rows * width, field)
+        values = np.frombuffer(data, dtype=np.uint8)
+        if bits < 8 and values.size and int(values.max()) >> bits:
+            raise VQIError(f"value {int(values.max())} does not fit in {bits} bits per index")
+        return band_unscan(values, rows, width, height)
     per_byte = 8 // field if field in _LANE_FIELDS else 0
     if not per_byte or height % per_byte or rows < height:
         return band_unscan(unpack_fields(data, rows * width, field, bits), rows, width, height)
