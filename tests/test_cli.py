@@ -314,6 +314,10 @@ def test_quality_target_and_dithering(tmp_path):
     assert 2 < vqformat.read_info(tmp_path / "q.vqi").colors < 64
     assert vqi("encode", ramp, "-k", "4", "--dither", "-o", tmp_path / "d.vqi").returncode == 0
     assert len(np.unique(vqformat.decode(tmp_path / "d.vqi")[:, 100:140])) > 1
+    result = vqi("encode", ramp, "-k", "4", "--min-psnr", "45", "-o", tmp_path / "miss.vqi")
+    assert result.returncode == ExitStatus.QUALITY_TOO_LOW
+    assert "below --min-psnr 45" in errors(result)[0]
+    assert not (tmp_path / "miss.vqi").exists()
     for bad in ["0", "-3", "inf", "loud"]:
         assert vqi("encode", ramp, "--min-psnr", bad).returncode == ExitStatus.USAGE
     rgba = tmp_path / "rgba.png"

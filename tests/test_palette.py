@@ -225,3 +225,15 @@ def test_min_psnr_picks_the_smallest_grey_palette(seed, target):
     else:
         assert len(palette) == min(64, len(table.colors))
     assert np.array_equal(palette[indices], palette[palette_fitting.assign(pixels, palette)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.sampled_from([(), (3,)]), st.integers(0, 99))
+def test_image_psnr_is_the_textbook_formula(height, width, channels, seed):
+    rng = np.random.default_rng(seed)
+    shape = (height, width, *channels)
+    original = rng.integers(0, 256, shape, dtype=np.uint8)
+    decoded = np.clip(original.astype(int) + rng.integers(-3, 4, shape), 0, 255).astype(np.uint8)
+    mse = np.mean((original.astype(np.float64) - decoded) ** 2)
+    expected = np.inf if mse == 0 else 10 * np.log10(255**2 / mse)
+    assert palette_fitting.image_psnr(original, decoded) == pytest.approx(expected)

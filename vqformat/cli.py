@@ -62,7 +62,7 @@ EXIT_STATUS_HELP = {
     ExitStatus.NO_MEMORY: "out of memory",
     ExitStatus.INTERNAL: "internal error (rerun with --debug and report the traceback)",
     ExitStatus.SKIPPED: "--skip-if-larger: a result was not smaller than its input",
-    ExitStatus.QUALITY_TOO_LOW: "reserved: quality target not met",
+    ExitStatus.QUALITY_TOO_LOW: "--min-psnr: the target was not reached with -k colours",
     ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 

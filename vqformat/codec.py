@@ -529,7 +529,8 @@ def encode(
     reaching that PSNR (dB), with ``colors`` the most. ``palette`` (k, C) skips fitting
     and maps every pixel to its nearest entry (``colors``, ``method`` and ``min_psnr``
     are then unused). ``dither`` maps the pixels by Floyd-Steinberg error diffusion
-    (grey or RGB, at most 256 colours) instead of each to its nearest entry.
+    (grey or RGB, at most 256 colours) instead of each to its nearest entry; a
+    ``min_psnr`` target is judged before dithering.
     """
     out = io.BytesIO()
     plan = _plan_image(

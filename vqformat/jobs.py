@@ -24,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 import vqformat
 
 from .atomic import OutputExistsError, atomic_output, check_target
+from .palette import image_psnr
 
 STDIO = "-"
 
@@ -40,7 +41,7 @@ class ExitStatus(IntEnum):
     NO_MEMORY = 17
     INTERNAL = 70  # a bug: rerun with --debug and report the traceback
     SKIPPED = 98  # --skip-if-larger: the result was not smaller than the input
-    QUALITY_TOO_LOW = 99  # reserved for a quality target
+    QUALITY_TOO_LOW = 99  # --min-psnr: even the largest palette allowed misses the target
     INTERRUPTED = 130
 
 
@@ -277,6 +278,8 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
             dither=job.dither,
         )
     info = vqformat.read_info(data)
+    if job.min_psnr is not None:
+        _check_quality(pixels, data, job.min_psnr, info.colors)
     summary = (
         f"{info.width}x{info.height} {info.mode}, {info.colors} colours "
         f"({info.bits_per_index} bits/index), "
@@ -286,6 +289,17 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     if job.skip_if_larger and len(data) >= input_bytes:
         skipped = f"skipped: {len(data):,} bytes is not smaller than the input's {input_bytes:,}"
     return Converted(lambda out: out.write(data), summary, skipped)
+
+
+def _check_quality(pixels: np.ndarray, data: bytes, min_psnr: float, colors: int) -> None:
+    """Refuse, as pngquant --quality does, a result whose PSNR misses the target."""
+    reached = image_psnr(pixels, vqformat.decode(data))
+    if reached < min_psnr:
+        raise JobFailure(
+            ExitStatus.QUALITY_TOO_LOW,
+            f"{reached:.2f} dB with {colors} colours is below --min-psnr {min_psnr:g}; "
+            "nothing written (allow more colours with -k)",
+        )
 
 
 def _decode(job: DecodeJob, stream: BinaryIO, input_bytes: int) -> Converted:

@@ -265,6 +265,21 @@ def psnr(table: ColorTable, palette: np.ndarray, indices: np.ndarray) -> float:
     ``palette[indices]``; infinite when exact."""
     error = (table.colors.astype(np.float64) - palette[indices]) ** 2
     mse = float(error.sum(axis=1) @ table.counts) / (table.counts.sum() * table.colors.shape[1])
+    return _decibels(mse)
+
+
+def image_psnr(original: np.ndarray, decoded: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images of one shape; infinite when equal. Rows are
+    compared a band at a time, so the float copies stay small for any image size."""
+    rows = max(1, _ASSIGN_CHUNK // max(1, original[0].size))
+    squared = 0.0
+    for start in range(0, len(original), rows):
+        error = original[start : start + rows].astype(np.float64) - decoded[start : start + rows]
+        squared += float(np.vdot(error, error))
+    return _decibels(squared / original.size)
+
+
+def _decibels(mse: float) -> float:
     return np.inf if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
