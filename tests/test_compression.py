@@ -14,12 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vqformat
-from vqformat import VQIError
-from vqformat.bands import band_scan, band_unscan, field_bits
+from vqformat import VQIError, bitpack
+from vqformat.bands import band_scan, band_unscan, field_bits, unpack_band_fields, unpack_fields
 from vqformat.compression import METHODS, codec_by_name
 from vqformat.ordering import adjacency_order
 
-NEW_METHODS = ["deflate-runs", "lzma-bands"]
+NEW_METHODS = ["deflate-runs", "lzma-bands", "deflate-byte-runs", "lzma-packed-bands"]
 SHAPES = st.one_of(
     st.tuples(st.just(1), st.just(1)),
     st.tuples(st.just(1), st.integers(1, 70)),
@@ -79,6 +79,54 @@ def test_adjacency_order_chains_touching_values():
     assert adjacency_order(indices, 8)[:3].tolist() == [7, 2, 5]
 
 
+@settings(max_examples=120, deadline=None)
+@given(SHAPES, st.sampled_from([1, 2, 4, 8]), st.sampled_from([1, 2, 3, 4, 8]), st.data())
+def test_fused_band_unpack_equals_unpack_then_unscan(shape, height, bits, data):
+    field = field_bits(bits)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    indices = rng.integers(0, 1 << bits, size=shape).astype(np.uint8)
+    packed = bitpack.pack(band_scan(indices, height), field)
+    assert np.array_equal(unpack_band_fields(packed, *shape, height, field, bits), indices)
+    flat = unpack_fields(packed, indices.size, field, bits)
+    assert np.array_equal(band_unscan(flat, *shape, height), indices)
+
+
+@pytest.mark.parametrize("height", [2, 3])
+def test_fused_band_unpack_rejects_fields_past_the_palette_and_padding(height):
+    # b = 3 in 4-bit fields: 15 is no 3-bit index; height 2 takes the fused path
+    with pytest.raises(VQIError, match="does not fit"):
+        unpack_band_fields(b"\x0f" + b"\0" * 5, 4, 3, height, 4, 3)
+    with pytest.raises(VQIError, match="padding"):
+        unpack_band_fields(b"\0\x01", 3, 1, height, 4, 3)
+
+
+def test_byte_runs_decode_strips_whose_flags_mark_repeats_too():
+    """Flags may be set where a byte repeats: every flag set stores the field stream."""
+    indices = np.zeros((4, 6), dtype=np.uint8)
+    indices[:, 3:] = 2
+    packed = bitpack.pack(band_scan(indices, 2), 2)
+    flags = zlib.compress(bitpack.pack(np.ones(len(packed), dtype=np.uint8), 1))
+    payload = b"\x02" + struct.pack(">I", len(flags)) + flags + zlib.compress(packed)
+    assert np.array_equal(codec_by_name("deflate-byte-runs").decode(payload, 4, 6, 2), indices)
+
+
+def test_byte_runs_take_few_colour_strips_a_band_column_at_a_time():
+    stripes = np.repeat(np.arange(40) // 5 % 2, 64).reshape(40, 64).T  # runs along rows
+    payload = codec_by_name("deflate-byte-runs").encode(stripes, 1)
+    assert payload[0] == 8  # 1-bit fields: a byte is a column of an 8-row band
+
+
+def test_packed_lzma_strips_name_a_field_width_the_index_width_allows():
+    codec = codec_by_name("lzma-packed-bands")
+    indices = np.arange(24).reshape(4, 6) % 2
+    payload = codec.encode(indices, 1)
+    assert payload[:2] == b"\x08\x01"  # 1-bit codes, 8 to a byte: a byte is a band column
+    assert np.array_equal(codec.decode(payload, 4, 6, 1), indices)
+    for width in (0, 2, 4, 16):
+        with pytest.raises(VQIError, match="field width"):
+            codec.decode(payload[:1] + bytes([width]) + payload[2:], 4, 6, 1)
+
+
 def test_field_widths():
     assert [field_bits(b) for b in range(17)] == [0, 1, 2, 4, 4] + [8] * 4 + [16] * 8
 
@@ -93,16 +141,27 @@ def _runs_payload(flags: bytes, literals: bytes) -> bytes:
 
 def _bomb(method: str) -> bytes:
     zeros = zlib.compress(b"\0" * BOMB_SIZE, 9)
-    if method == "deflate-runs flags":
+    if method == "deflate-runs flags":  # also the flags of deflate-byte-runs
         return _runs_payload(zeros, b"")
-    if method == "deflate-runs literals":
+    if method in ("deflate-runs literals", "deflate-byte-runs literals"):
         return _runs_payload(zlib.compress(b"\xff" * 32), zeros)
     filters = [{"id": lzma.FILTER_LZMA2, "preset": 0}]
     stream = lzma.compress(b"\0" * BOMB_SIZE, lzma.FORMAT_RAW, filters=filters)
+    if method == "lzma-packed-bands":
+        return b"\x20\x08" + bytes(range(256)) + stream
     return b"\x20" + bytes(range(256)) + stream
 
 
-@pytest.mark.parametrize("case", ["deflate-runs flags", "deflate-runs literals", "lzma-bands"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "deflate-runs flags",
+        "deflate-runs literals",
+        "deflate-byte-runs literals",
+        "lzma-bands",
+        "lzma-packed-bands",
+    ],
+)
 def test_bomb_is_rejected_quickly_with_little_memory(case):
     payload = _bomb(case)
     method = case.split()[0]

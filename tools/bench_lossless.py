@@ -8,11 +8,12 @@ Pillow (open + load + convert to RGB, median of repeats). Ratios are against PNG
 compares median decode times, best/png8 the fastest of the repeats (the cost with
 the least interference from other processes).
 
-Needs the pngquant binary; scikit-image adds four photos to scikit-learn's two.
+Needs the pngquant binary; scikit-image adds four photos to scikit-learn's two, and
+``--image`` adds any image files (the worst photo of each ratio is printed too).
 Until the .vqi Pillow plugin is importable, .vqi decoding is timed as
 decode_indexed followed by Pillow's own palette-to-RGB conversion (the same work).
 
-    python tools/bench_lossless.py [--colors 16 64 256] [--repeats 15]
+    python tools/bench_lossless.py [--colors 2 4 16 64 256] [--repeats 15] [--image a.png ...]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from bench_images import colour_photos
 from PIL import Image
 
 import vqformat
@@ -40,19 +42,6 @@ try:
     VQI_THROUGH_PILLOW = True
 except ImportError:
     VQI_THROUGH_PILLOW = False
-
-
-def photos() -> dict[str, np.ndarray]:
-    from sklearn.datasets import load_sample_image
-
-    images = {name: load_sample_image(f"{name}.jpg") for name in ("china", "flower")}
-    try:
-        import skimage.data
-    except ImportError:
-        return images
-    for name in ("astronaut", "coffee", "chelsea", "rocket"):
-        images[name] = getattr(skimage.data, name)()
-    return images
 
 
 def pngquant(pixels: np.ndarray, colors: int, workdir: Path) -> bytes:
@@ -121,10 +110,12 @@ def candidates(png8: bytes) -> dict[str, tuple[bytes, Decoder]]:
     return files
 
 
-def measure(colors: int, repeats: int, workdir: Path) -> dict[str, dict[str, list[float]]]:
+def measure(
+    colors: int, repeats: int, workdir: Path, photos: dict[str, np.ndarray]
+) -> dict[str, dict[str, list[float]]]:
     """Per format: byte and time ratios to PNG-8 and WebP, one entry per photo."""
     table: dict[str, dict[str, list[float]]] = {}
-    for name, pixels in photos().items():
+    for name, pixels in photos.items():
         files = candidates(pngquant(pixels, colors, workdir))
         sizes = {key: len(data) for key, (data, _) in files.items()}
         times = decode_times(files, repeats)
@@ -145,25 +136,33 @@ def measure(colors: int, repeats: int, workdir: Path) -> dict[str, dict[str, lis
     return table
 
 
-def report(colors: int, table: dict[str, dict[str, list[float]]]) -> None:
+def report(colors: int, table: dict[str, dict[str, list[float]]], names: list[str]) -> None:
     columns = ["bits/px", "bytes/png8", "bytes/webp", "ms", "time/png8", "best/png8"]
-    print(f"\nk = {colors}: medians over {len(table['gif']['ms'])} photos")
+    print(f"\nk = {colors}: medians over {len(names)} photos")
     print(f"{'format':22}" + "".join(f"{c:>12}" for c in columns))
     for key, row in table.items():
         print(f"{key:22}" + "".join(f"{np.median(row[c]):12.3f}" for c in columns))
+    print(f"\nk = {colors}: worst photo of each ratio")
+    worst = ["bytes/png8", "bytes/webp", "time/png8"]
+    print(f"{'format':22}" + "".join(f"{c:>28}" for c in worst))
+    for key, row in table.items():
+        cells = (f"{max(row[c]):.3f} {names[int(np.argmax(row[c]))][-14:]:>14}" for c in worst)
+        print(f"{key:22}" + "".join(f"{cell:>28}" for cell in cells))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--colors", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--image", nargs="*", default=[], help="more image files to bench")
     args = parser.parse_args()
     if not shutil.which("pngquant"):
         raise SystemExit("pngquant is not installed (apt-get install pngquant)")
     print(f".vqi decoded through {'Pillow' if VQI_THROUGH_PILLOW else 'decode_indexed + Pillow'}")
+    photos = colour_photos(args.image)
     with tempfile.TemporaryDirectory() as workdir:
         for colors in args.colors:
-            report(colors, measure(colors, args.repeats, Path(workdir)))
+            report(colors, measure(colors, args.repeats, Path(workdir), photos), list(photos))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,12 @@ def _cycle(height: int, width: int, colors: int) -> np.ndarray:
     return ((np.arange(height * width) * 7) % colors).reshape(height, width)
 
 
+def _blocks(height: int, width: int, colors: int) -> np.ndarray:
+    """Indices in rectangles, as in an image: runs along columns make band heights > 1 pay."""
+    y, x = np.mgrid[:height, :width]
+    return ((x // 3) * 5 + (y // 4) * 3 + (x * y) // 17) % colors
+
+
 def _palette(colors: int, channels: int) -> np.ndarray:
     ramp = np.arange(colors)
     samples = [(ramp * (37 + 50 * c) + 11 * c) % 256 for c in range(channels)]
@@ -53,12 +59,29 @@ CASES = [
     ("rgba-k256-deflate-runs", 4, 256, 16, 16, "deflate-runs", 16),
     ("rgb-k257-deflate-runs", 3, 257, 16, 17, "deflate-runs", 16),
     ("l-k5-strips-deflate-runs", 1, 5, 5, 3, "deflate-runs", 2),
+    ("l-k1-deflate-byte-runs", 1, 1, 2, 3, "deflate-byte-runs", 2),
+    ("rgb-k16-deflate-byte-runs", 3, 16, 5, 7, "deflate-byte-runs", 5),
+    ("rgba-k256-deflate-byte-runs", 4, 256, 16, 16, "deflate-byte-runs", 16),
+    ("rgb-k257-deflate-byte-runs", 3, 257, 16, 17, "deflate-byte-runs", 16),
+    ("l-k5-strips-deflate-byte-runs", 1, 5, 5, 3, "deflate-byte-runs", 2),
     ("l-k1-lzma-bands", 1, 1, 2, 3, "lzma-bands", 2),
     ("la-k3-lzma-bands", 2, 3, 4, 3, "lzma-bands", 4),
     ("rgb-k16-lzma-bands", 3, 16, 5, 7, "lzma-bands", 5),
     ("rgba-k256-lzma-bands", 4, 256, 16, 16, "lzma-bands", 16),
     ("rgb-k257-lzma-bands", 3, 257, 16, 17, "lzma-bands", 16),
     ("l-k5-strips-lzma-bands", 1, 5, 5, 3, "lzma-bands", 2),
+]
+
+BLOCK_CASES = [  # same fields; indices from _blocks, so the encoder picks taller bands
+    ("l-k2-blocks-deflate-byte-runs", 1, 2, 19, 23, "deflate-byte-runs", 19),
+    ("la-k4-blocks-deflate-byte-runs", 2, 4, 21, 13, "deflate-byte-runs", 21),
+    ("rgb-k16-blocks-deflate-byte-runs", 3, 16, 13, 24, "deflate-byte-runs", 13),
+    ("rgb-k200-blocks-deflate-byte-runs", 3, 200, 17, 16, "deflate-byte-runs", 9),
+    ("l-k1-blocks-lzma-packed-bands", 1, 1, 2, 3, "lzma-packed-bands", 2),
+    ("l-k2-blocks-lzma-packed-bands", 1, 2, 19, 23, "lzma-packed-bands", 19),
+    ("la-k4-blocks-lzma-packed-bands", 2, 4, 21, 13, "lzma-packed-bands", 21),
+    ("rgb-k16-blocks-lzma-packed-bands", 3, 16, 13, 24, "lzma-packed-bands", 13),
+    ("rgb-k257-blocks-lzma-packed-bands", 3, 257, 16, 17, "lzma-packed-bands", 9),
 ]
 
 
@@ -97,8 +120,9 @@ def _write(name: str, data: bytes, palette: np.ndarray, indices: np.ndarray, **e
 
 def main() -> None:
     VECTORS.mkdir(parents=True, exist_ok=True)
-    for name, channels, colors, height, width, method, strip_rows in CASES:
-        palette, indices = _palette(colors, channels), _cycle(height, width, colors)
+    cases = [(case, _cycle) for case in CASES] + [(case, _blocks) for case in BLOCK_CASES]
+    for (name, channels, colors, height, width, method, strip_rows), pattern in cases:
+        palette, indices = _palette(colors, channels), pattern(height, width, colors)
         data = vqformat.encode_indexed(
             palette, indices, compression_method=method, strip_rows=strip_rows
         )

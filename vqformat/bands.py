@@ -20,6 +20,8 @@ import numpy as np
 from . import bitpack
 from .errors import VQIError
 
+_LANE_FIELDS = frozenset({2, 4})  # 1-bit fields: np.unpackbits then band_unscan is as fast
+
 
 def field_bits(bits: int) -> int:
     """Byte-friendly field width for b-bit indices: the power of two 1, 2, 4, 8 or 16 >= b."""
@@ -32,6 +34,49 @@ def unpack_fields(data: bytes, count: int, field: int, bits: int) -> np.ndarray:
     if field > bits and values.size and int(values.max()) >> bits:
         raise VQIError(f"value {int(values.max())} does not fit in {bits} bits per index")
     return values
+
+
+def unpack_band_fields(
+    data: bytes | np.ndarray, rows: int, width: int, height: int, field: int, bits: int
+) -> np.ndarray:
+    """The (rows, width) indices of a band-scanned field stream, validated as by
+    :func:`unpack_fields`.
+
+    When a byte holds whole band columns (``height`` a multiple of 8 / ``field``), each
+    position in a byte is a row of the band: one shift and mask of all bytes yields that
+    row for every band and column, which skips the strided reordering of
+    :func:`band_unscan`. The shifts work on 64-bit words (numpy shifts 8-bit arrays
+    several times slower); the mask keeps each byte's own bits.
+    """
+    if field == 8:  # a byte a field: validate and reorder the bytes, no unpacking copy
+        bitpack.check_packed(data, rows * width, field)
+        values = np.frombuffer(data, dtype=np.uint8)
+        if bits < 8 and values.size and int(values.max()) >> bits:
+            raise VQIError(f"value {int(values.max())} does not fit in {bits} bits per index")
+        return band_unscan(values, rows, width, height)
+    per_byte = 8 // field if field in _LANE_FIELDS else 0
+    if not per_byte or height % per_byte or rows < height:
+        return band_unscan(unpack_fields(data, rows * width, field, bits), rows, width, height)
+    bitpack.check_packed(data, rows * width, field)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    full, column_bytes = rows - rows % height, height // per_byte
+    head_size = full * width // per_byte
+    words = np.zeros(-(-head_size // 8), dtype=np.uint64)
+    words.view(np.uint8)[:head_size] = raw[:head_size]
+    lane_mask = np.uint64(0x0101010101010101 * ((1 << field) - 1))
+    indices = np.empty((rows, width), dtype=np.uint8)
+    target = indices[:full].reshape(-1, height, width)
+    lanes = np.empty_like(words)
+    head = lanes.view(np.uint8)[:head_size].reshape(-1, width, column_bytes)
+    for position, shift in enumerate(bitpack.byte_shifts(field)):
+        np.bitwise_and(words >> np.uint64(shift), lane_mask, out=lanes)
+        for byte in range(column_bytes):
+            target[:, byte * per_byte + position, :] = head[:, :, byte]
+    tail = bitpack.unpack(raw[head_size:], (rows - full) * width, field)
+    indices[full:] = tail.reshape(width, rows - full).T
+    if field > bits and int(indices.max()) >> bits:
+        raise VQIError(f"value {int(indices.max())} does not fit in {bits} bits per index")
+    return indices
 
 
 def band_scan(indices: np.ndarray, height: int) -> np.ndarray:

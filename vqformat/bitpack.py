@@ -64,18 +64,23 @@ def unpack(data: bytes, count: int, bits: int) -> np.ndarray:
     return indices
 
 
-def unpack_exact(data: bytes, count: int, bits: int) -> np.ndarray:
-    """Unpack ``count`` indices, rejecting a wrong length or non-zero padding bits."""
+def check_packed(data: bytes, count: int, bits: int) -> None:
+    """Reject a packed stream of the wrong length or with non-zero padding bits."""
     expected = packed_size(count, bits)
     if len(data) != expected:
         raise VQIError(f"stream holds {len(data)} bytes of indices, expected {expected}")
     padding = expected * 8 - count * bits
     if padding and data[-1] & ((1 << padding) - 1):
         raise VQIError("padding bits after the last index are not zero")
+
+
+def unpack_exact(data: bytes, count: int, bits: int) -> np.ndarray:
+    """Unpack ``count`` indices, rejecting a wrong length or non-zero padding bits."""
+    check_packed(data, count, bits)
     return unpack(data, count, bits)
 
 
-def _byte_shifts(bits: int) -> np.ndarray:
+def byte_shifts(bits: int) -> np.ndarray:
     """Left shifts of the indices in one byte, the first index in the high bits."""
     return np.arange(8 - bits, -1, -bits, dtype=np.uint8)
 
@@ -105,7 +110,7 @@ def _pack_byte_dividing(indices: np.ndarray, bits: int) -> bytes:
     padded[: indices.size] = indices
     columns = padded.reshape(-1, per_byte)
     packed = np.zeros(len(columns), dtype=np.uint8)
-    for position, shift in enumerate(_byte_shifts(bits)):
+    for position, shift in enumerate(byte_shifts(bits)):
         packed |= columns[:, position] << shift
     return packed.tobytes()
 
@@ -120,7 +125,7 @@ def _unpack_numpy(data: bytes, count: int, bits: int) -> np.ndarray:
         return np.unpackbits(raw, count=count)
     if bits in _BYTE_DIVIDING_WIDTHS:
         values = np.empty((raw.size, 8 // bits), dtype=np.uint8)
-        for position, shift in enumerate(_byte_shifts(bits)):
+        for position, shift in enumerate(byte_shifts(bits)):
             np.bitwise_and(raw >> shift, (1 << bits) - 1, out=values[:, position])
         return values.reshape(-1)[:count]
     groups = -(-count // _GROUP)

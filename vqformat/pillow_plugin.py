@@ -125,7 +125,7 @@ class VQIDecoder(ImageFile.PyDecoder):
     def _put_rows(self, first_row: int, rows: np.ndarray) -> None:
         """Copy a band of rows into the image: ``set_as_raw`` fills the state's extents."""
         self.state.yoff, self.state.ysize = first_row, len(rows)
-        self.set_as_raw(np.ascontiguousarray(rows, dtype=np.uint8).tobytes())
+        self.set_as_raw(np.ascontiguousarray(rows, dtype=np.uint8))  # any buffer; no copy
 
 
 @dataclass(frozen=True)
