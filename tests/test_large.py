@@ -196,8 +196,10 @@ def test_decode_allocates_little_beyond_its_output(tmp_path):
     path = tmp_path / "a.vqi"
     vqformat.save(path, pixels, palette=np.unique(pixels[::50, ::50].reshape(-1, 3), axis=0)[:200])
     decoded, peak = traced_peak(vqformat.decode, path)
-    assert vqformat.read_info(path).strip_rows < 2000
-    assert peak <= 1.2 * decoded.nbytes
+    strip_rows = vqformat.read_info(path).strip_rows
+    assert strip_rows < 2000
+    # the output, plus the working memory of one strip (a few bytes a pixel)
+    assert peak <= decoded.nbytes + 20 * strip_rows * 2000
 
 
 def test_encode_with_a_given_palette_skips_fitting(monkeypatch):

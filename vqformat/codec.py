@@ -29,8 +29,9 @@ STRIP_PIXELS = 1 << 20
 """Largest strip the encoder writes by default, in pixels: it bounds the memory of
 encoding and decoding beyond the output, and the work of decoding a band of rows."""
 
-MIN_STRIP_PIXELS = 1 << 16
-"""Smallest default strip: smaller ones start compression afresh too often."""
+MIN_STRIP_PIXELS = 1 << 18
+"""Smallest default strip: each strip's streams start with an empty window and their
+own code tables, so smaller strips cost bytes (1-1.5% on 0.27 MP photos at 2^16)."""
 
 STRIPS_PER_IMAGE = 64
 """Between those sizes a default strip is 1/64 of the image, so a decoder filling its
