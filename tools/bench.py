@@ -78,6 +78,11 @@ def measure(encoder: Encoder, image: np.ndarray, colors: int, repeats: int) -> R
     return Result(statistics.median(times), psnr(image, decoded), size)
 
 
+def gain(psnr: float, reference: float) -> float:
+    """dB above the reference; 0 when both are exact (infinite PSNR)."""
+    return 0.0 if psnr == reference else psnr - reference
+
+
 # --- encoders: each returns what it decoded to and its file size -------------------
 
 
@@ -184,7 +189,7 @@ def _ratio_columns(result: Result, peers: dict[str, Result]) -> str:
     for peer in ("pngquant", "libimagequant"):
         if peer in peers:
             ratio = result.seconds / peers[peer].seconds
-            cells.append(f"{ratio:7.2f}x {result.psnr - peers[peer].psnr:+6.2f}")
+            cells.append(f"{ratio:7.2f}x {gain(result.psnr, peers[peer].psnr):+6.2f}")
         else:
             cells.append(f"{'-':>15}")
     return "  ".join(cells)
@@ -218,7 +223,7 @@ def _median_row(rows: dict[str, Result], results: Results, photos: dict[str, np.
     for peer in ("pngquant", "libimagequant"):
         if peer in results:
             ratios = [rows[n].seconds / results[peer][n].seconds for n in rows]
-            gains = [rows[n].psnr - results[peer][n].psnr for n in rows]
+            gains = [gain(rows[n].psnr, results[peer][n].psnr) for n in rows]
             cells.append(f"{statistics.median(ratios):7.2f}x {statistics.median(gains):+6.2f}")
     return " ".join(cells)
 
@@ -229,10 +234,10 @@ def print_verdict(colors: int, results: Results) -> None:
     median = lambda rows: statistics.median(r.psnr for r in rows.values())  # noqa: E731
     lines = []
     if "pngquant" in results:
-        gain = median(vqi) - median(results["pngquant"])
-        lines.append(f"median PSNR vs pngquant {gain:+.2f} dB (target >= +0.30)")
+        difference = gain(median(vqi), median(results["pngquant"]))
+        lines.append(f"median PSNR vs pngquant {difference:+.2f} dB (target >= +0.30)")
     if "sklearn-kmeans" in results:
-        worst = min(vqi[n].psnr - results["sklearn-kmeans"][n].psnr for n in vqi)
+        worst = min(gain(vqi[n].psnr, results["sklearn-kmeans"][n].psnr) for n in vqi)
         speed = statistics.median(
             results["sklearn-kmeans"][n].seconds / vqi[n].seconds for n in vqi
         )
