@@ -61,8 +61,19 @@ def test_dithered_indices_address_the_palette(height, width, channels, colors, s
 def test_diffusion_onto_an_exact_palette_is_exact():
     rng = np.random.default_rng(1)
     palette = rng.integers(0, 256, (7, 3), dtype=np.uint8)
+    palette[1:3] = palette[0] + np.array([[1, 0, 0], [0, 1, 1]], dtype=np.uint8)  # near twins
     indices = rng.integers(0, 7, (20, 30))
     assert np.array_equal(diffuse(palette[indices], palette), indices)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 16), st.sampled_from([1, 3]), st.integers(0, 2**32 - 1))
+def test_images_of_at_most_k_colours_stay_exact_when_dithered(colors, channels, seed):
+    rng = np.random.default_rng(seed)
+    base = (rng.integers(0, 4, (colors, channels)) + rng.integers(0, 252)).astype(np.uint8)
+    pixels = base[rng.integers(0, colors, (9, 11))].squeeze()
+    decoded = vqformat.decode(vqformat.encode(pixels, 16, dither=True))
+    assert np.array_equal(decoded, pixels)
 
 
 def test_large_images_dither_strip_by_strip(monkeypatch):
