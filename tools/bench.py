@@ -95,9 +95,9 @@ def encode_vqi(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
         return palette[indices], len(vqformat.encode_indexed(palette, indices))
 
 
-def encode_vqi_file(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+def encode_vqi_file(image: np.ndarray, colors: int, dither: bool = False) -> tuple[np.ndarray, int]:
     """The whole ``vqformat.encode`` call: fit, assign and the default compression."""
-    data = vqformat.encode(image, colors)
+    data = vqformat.encode(image, colors, dither=dither)
     with _untimed():
         return vqformat.decode(data), len(data)
 
@@ -268,11 +268,10 @@ def blurred_psnr(original: np.ndarray, decoded: np.ndarray, sigma: float = 1.5) 
 
 
 def dither_encoders() -> dict[str, Encoder]:
-    def vqi_dithered(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
-        data = vqformat.encode(image, colors, dither=True)
-        return vqformat.decode(data), len(data)
-
-    encoders = {"vqi": encode_vqi_file, "vqi --dither": vqi_dithered}
+    encoders = {
+        "vqi": encode_vqi_file,
+        "vqi --dither": lambda image, colors: encode_vqi_file(image, colors, dither=True),
+    }
     if shutil.which("pngquant"):
         encoders["pngquant --nofs"] = encode_pngquant
         encoders["pngquant (dithered)"] = lambda image, colors: encode_pngquant(
