@@ -231,7 +231,7 @@ LOOKUP_PIXELS = 1 << 16
 """Pixels looked up at once: ``take`` widens its indices to int64, 8 bytes each."""
 
 
-def _look_up(palette: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
+def look_up(palette: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
     """``out[...] = palette[indices]``, a few rows at a time.
 
     ``take`` along the palette's first axis writes the output several times faster
@@ -265,7 +265,7 @@ def decode(
             palette = palette[:, 0]
         pixels = _image_array((len(wanted), header.width, *palette.shape[1:]), np.uint8)
         for at, strip in iter_index_strips(reader, wanted):
-            _look_up(palette, strip, pixels[at : at + len(strip)])
+            look_up(palette, strip, pixels[at : at + len(strip)])
     return pixels
 
 

@@ -108,7 +108,10 @@ class VQIDecoder(ImageFile.PyDecoder):
     def _decode_strips(self, reader: Reader) -> None:
         entries = self._pixel_table(reader)
         for first_row, indices in codec.iter_index_strips(reader):
-            rows = indices if entries is None else np.take(entries, indices, axis=0)
+            rows = indices
+            if entries is not None:
+                rows = np.empty((*indices.shape, *entries.shape[1:]), dtype=np.uint8)
+                codec.look_up(entries, indices, rows)
             self._put_rows(first_row, rows)
 
     def _pixel_table(self, reader: Reader) -> np.ndarray | None:
