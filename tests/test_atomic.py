@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vqformat.atomic import OutputExistsError, atomic_output, write_atomic
+from vqformat.format.atomic import OutputExistsError, atomic_output, write_atomic
 
 
 def names(folder: Path) -> list[str]:

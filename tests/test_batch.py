@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from vqformat.batch import Reporter, UsageError, overall_status, plan_targets, run_jobs
-from vqformat.jobs import EncodeJob, ExitStatus, Result
+from vqformat import EncodeOptions
+from vqformat.cli.batch import Reporter, UsageError, overall_status, plan_targets, run_jobs
+from vqformat.cli.jobs import EncodeJob, ExitStatus, Result
 
 
 def test_one_input_goes_beside_it_or_where_o_says(tmp_path):
@@ -56,7 +57,7 @@ def test_overall_status_is_the_first_failure_then_skipped(statuses, expected):
 
 def test_a_broken_executor_reports_the_jobs_it_did_not_finish(capsys):
     jobs = [
-        EncodeJob(source=f"{n}.png", target=f"{n}.vqi", colors=4, method="m", compression="c")
+        EncodeJob(source=f"{n}.png", target=f"{n}.vqi", options=EncodeOptions(colors=4))
         for n in range(3)
     ]
 

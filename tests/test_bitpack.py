@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vqformat import bitpack
+from vqformat.format import bitpack
 
 
 @st.composite

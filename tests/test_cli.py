@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import vqformat
-from vqformat.jobs import ExitStatus
+from vqformat.cli.jobs import ExitStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).with_name("vqi")

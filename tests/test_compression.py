@@ -14,10 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vqformat
-from vqformat import VQIError, bitpack
-from vqformat.bands import band_scan, band_unscan, field_bits, unpack_band_fields, unpack_fields
-from vqformat.compression import METHODS, codec_by_name
-from vqformat.ordering import adjacency_order
+from vqformat import VQIError
+from vqformat.format import bitpack
+from vqformat.format.bands import (
+    band_scan,
+    band_unscan,
+    field_bits,
+    unpack_band_fields,
+    unpack_fields,
+)
+from vqformat.format.methods import COMPRESSION_METHODS as METHODS
+from vqformat.format.methods import codec_by_name
+from vqformat.format.ordering import adjacency_order
 
 NEW_METHODS = ["deflate-runs", "lzma-bands", "deflate-byte-runs", "lzma-packed-bands"]
 SHAPES = st.one_of(
@@ -247,7 +255,7 @@ def test_renumbering_keeps_the_given_palette_and_indices():
     shuffle = rng.permutation(16)
     indices = shuffle[gradient % 16]
     palette = rng.integers(0, 256, size=(16, 3), dtype=np.uint8)
-    data = vqformat.encode_indexed(palette, indices, compression_method="lzma-bands")
+    data = vqformat.encode_indexed(palette, indices, compression="lzma-bands")
     table = codec_by_name("lzma-bands").encode(indices, 4)[1:17]
     assert list(table) != list(range(16))
     got_palette, got_indices = vqformat.decode_indexed(data)

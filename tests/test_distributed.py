@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import vqformat
-from vqformat import dataset, distributed
+from vqformat import dataset
+from vqformat.cli import distributed
 
 pytest.importorskip("dask.distributed")
 

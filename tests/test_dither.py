@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from scipy.ndimage import gaussian_filter
 
 import vqformat
-from vqformat import codec
-from vqformat.dither import diffuse
+from vqformat import pipeline
+from vqformat.quantizer.dither import diffuse
 
 
 def gradient(height: int = 48, width: int = 256, channels: int = 3) -> np.ndarray:
@@ -77,7 +77,7 @@ def test_images_of_at_most_k_colours_stay_exact_when_dithered(colors, channels, 
 
 
 def test_large_images_dither_strip_by_strip(monkeypatch):
-    monkeypatch.setattr(codec, "FIT_PIXELS", 1024)
+    monkeypatch.setattr(pipeline, "FIT_PIXELS", 1024)
     pixels = gradient(height=64)
     data = vqformat.encode(pixels, 4, dither=True, strip_rows=16)
     decoded = vqformat.decode(data)

@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vqformat
-from vqformat import codec, compression, dataset, streaming
+from vqformat import dataset, pipeline
+from vqformat.format import methods as compression
+from vqformat.quantizer import streaming
 
 
 def gradient(height, width, channels=3, noise=6.0, seed=0):
@@ -35,7 +37,7 @@ def as_memmap(tmp_path, pixels, name="image.npy"):
 @pytest.fixture
 def sampled(monkeypatch):
     """Send small images down the large-image path, with bands of a few rows."""
-    monkeypatch.setattr(codec, "FIT_PIXELS", 2000)
+    monkeypatch.setattr(pipeline, "FIT_PIXELS", 2000)
     monkeypatch.setattr(streaming, "BAND_PIXELS", 2000)
 
 
@@ -120,15 +122,13 @@ def test_a_small_image_is_fitted_on_all_its_pixels_as_quantize_does():
     st.integers(-45, 45) | st.none(),
     st.integers(1, 9) | st.none(),
     st.integers(1, 40),
-    st.sampled_from(sorted(compression.METHODS)),
+    st.sampled_from(sorted(compression.COMPRESSION_METHODS)),
 )
 def test_row_range_decode_equals_slice_of_full_decode(start, stop, step, strip_rows, method):
     rng = np.random.default_rng(strip_rows)
     palette = rng.integers(0, 256, size=(5, 3), dtype=np.uint8)
     indices = rng.integers(0, 5, size=(40, 9))
-    data = vqformat.encode_indexed(
-        palette, indices, compression_method=method, strip_rows=strip_rows
-    )
+    data = vqformat.encode_indexed(palette, indices, compression=method, strip_rows=strip_rows)
     rows = slice(start, stop, step)
     assert np.array_equal(vqformat.decode(data, rows=rows), vqformat.decode(data)[rows])
     assert np.array_equal(vqformat.decode_indexed(data, rows=rows)[1], indices[rows])
@@ -137,7 +137,7 @@ def test_row_range_decode_equals_slice_of_full_decode(start, stop, step, strip_r
 def test_row_range_decodes_only_the_strips_it_needs(monkeypatch):
     indices = np.arange(100 * 8).reshape(100, 8) % 7
     palette = np.arange(7, dtype=np.uint8) * 30
-    data = vqformat.encode_indexed(palette, indices, strip_rows=10, compression_method="deflate")
+    data = vqformat.encode_indexed(palette, indices, strip_rows=10, compression="deflate")
     decoded = []
     original = compression.Deflate.decode
 
@@ -181,7 +181,7 @@ def traced_peak(function, *args, **kwargs):
 
 
 def test_encode_memory_is_bounded_by_strips_not_the_image(tmp_path, monkeypatch):
-    monkeypatch.setattr(codec, "FIT_PIXELS", 1 << 14)
+    monkeypatch.setattr(pipeline, "FIT_PIXELS", 1 << 14)
     small = as_memmap(tmp_path, gradient(2000, 1000, channels=1), "small.npy")
     large = as_memmap(tmp_path, gradient(8000, 1000, channels=1), "large.npy")
     options = dict(colors=16, strip_rows=16)
@@ -205,8 +205,8 @@ def test_decode_allocates_little_beyond_its_output(tmp_path):
 def test_encode_with_a_given_palette_skips_fitting(monkeypatch):
     pixels = gradient(30, 20)
     palette = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0]], np.uint8)
-    monkeypatch.setattr(vqformat.palette, "fit", None)
-    monkeypatch.setattr(vqformat.palette, "quantize", None)
+    monkeypatch.setattr(vqformat.quantizer.palette, "fit", None)
+    monkeypatch.setattr(vqformat.quantizer.palette, "quantize", None)
     got_palette, indices = vqformat.decode_indexed(vqformat.encode(pixels, palette=palette))
     assert np.array_equal(got_palette, palette)
     distances = ((pixels[:, :, None, :].astype(int) - palette.astype(int)) ** 2).sum(-1)
@@ -276,7 +276,8 @@ def test_palette_file_bytes_match_the_spec_example():
     assert np.array_equal(dataset.read_palette(data)[1], [255, 0, 0])
 
 
-def test_a_path_whose_writing_fails_is_removed(tmp_path, monkeypatch):
+@pytest.mark.parametrize("existing", [None, b"the old file"])
+def test_a_path_whose_writing_fails_is_left_as_it_was(tmp_path, monkeypatch, existing):
     calls = []
 
     def failing(self, pixels):
@@ -285,13 +286,16 @@ def test_a_path_whose_writing_fails_is_removed(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return np.zeros(len(pixels), np.uint8)
 
+    target = tmp_path / "a.vqi"
+    if existing is not None:
+        target.write_bytes(existing)
     monkeypatch.setattr(streaming.StripAssigner, "__call__", failing)
-    with pytest.raises(vqformat.VQIError, match="No space left"):
-        vqformat.save(
-            tmp_path / "a.vqi", gradient(20, 10), palette=np.zeros((1, 3), np.uint8), strip_rows=5
-        )
+    with pytest.raises(OSError, match="No space left"):
+        vqformat.save(target, gradient(20, 10), palette=np.zeros((1, 3), np.uint8), strip_rows=5)
     assert len(calls) == 2
-    assert not (tmp_path / "a.vqi").exists()
+    assert sorted(tmp_path.iterdir()) == ([] if existing is None else [target])
+    if existing is not None:
+        assert target.read_bytes() == existing
 
 
 def write_pngs(folder, count=3):

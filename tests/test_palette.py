@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from sklearn.preprocessing import KBinsDiscretizer
 
 import vqformat
-from vqformat import grey
-from vqformat import palette as palette_fitting
 from vqformat.errors import VQIError
+from vqformat.quantizer import grey
+from vqformat.quantizer import palette as palette_fitting
 
-METHOD_NAMES = sorted(palette_fitting.METHODS)
+METHOD_NAMES = sorted(palette_fitting.PALETTE_METHODS)
 
 
 def squared_error(values: np.ndarray, weights: np.ndarray, levels: np.ndarray) -> float:

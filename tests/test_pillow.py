@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 import vqformat
-from vqformat.compression import METHODS
-from vqformat.container import CHANNEL_MODES, SIGNATURE, Header, Writer
+from vqformat.format.container import CHANNEL_MODES, SIGNATURE, Header, Writer
+from vqformat.format.methods import COMPRESSION_METHODS as METHODS
 from vqformat.pillow_plugin import MIME_TYPE
 
 SPEC = Path(__file__).resolve().parent.parent / "spec"
@@ -71,7 +71,7 @@ def indexed_files(draw):
     palette = rng.integers(0, 256, size=(colors, channels), dtype=np.uint8)
     indices = rng.integers(0, colors, size=(height, width))
     options = {
-        "compression_method": draw(st.sampled_from(METHOD_NAMES)),
+        "compression": draw(st.sampled_from(METHOD_NAMES)),
         "strip_rows": draw(st.integers(1, height)),
     }
     return palette, indices, options
@@ -96,7 +96,7 @@ def test_files_of_every_kind_open_as_stored(case):
     palette, indices, options = case
     data = vqformat.encode_indexed(palette, indices, **options)
     with open_bytes(data) as im:
-        assert im.info == {"compression": options["compression_method"], "colors": len(palette)}
+        assert im.info == {"compression": options["compression"], "colors": len(palette)}
         assert_opens_as_stored(im, palette, indices)
         assert im.get_format_mimetype() == MIME_TYPE
 
@@ -383,7 +383,7 @@ def test_the_decompression_bomb_guard_acts_as_for_png(size, tmp_path, monkeypatc
 def test_a_huge_declared_size_is_refused_before_allocating():
     header = Header(2**31 - 1, 2**31 - 1, 3, 2, 0, 1)
     chunks = [(b"HEAD", header.to_bytes()), (b"PLTE", bytes(6))]
-    data = SIGNATURE + b"".join(vqformat.container.chunk_bytes(*chunk) for chunk in chunks)
+    data = SIGNATURE + b"".join(vqformat.format.container.chunk_bytes(*chunk) for chunk in chunks)
     with pytest.raises(Image.DecompressionBombError):
         open_bytes(data)
 
@@ -406,7 +406,9 @@ def test_broken_headers_are_unidentified():
     bad_crc = data[: HEAD_END - 1] + bytes([data[HEAD_END - 1] ^ 1]) + data[HEAD_END:]
     head = bytearray(data[16:36])
     head[3] = 250  # a compression method this decoder does not know
-    newer = SIGNATURE + vqformat.container.chunk_bytes(b"HEAD", bytes(head)) + data[HEAD_END:]
+    newer = (
+        SIGNATURE + vqformat.format.container.chunk_bytes(b"HEAD", bytes(head)) + data[HEAD_END:]
+    )
     for broken in (data[:20], bad_crc, newer):
         with pytest.raises(UnidentifiedImageError):
             open_bytes(broken)
@@ -566,7 +568,7 @@ def test_libmagic_snippet_identifies_vqi(channels, kind, method, tmp_path):
     path = tmp_path / "picture.vqi"
     palette = np.zeros((20, channels), np.uint8)
     path.write_bytes(
-        vqformat.encode_indexed(palette, np.zeros((6, 5), np.uint8), compression_method=method)
+        vqformat.encode_indexed(palette, np.zeros((6, 5), np.uint8), compression=method)
     )
     description = run_file(str(path))
     assert description.startswith(f"VQI image data, version 1, 5 x 6, {kind}, 20 colours, ")

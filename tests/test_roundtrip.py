@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vqformat
-from vqformat.compression import METHODS
+from vqformat.format.methods import COMPRESSION_METHODS as METHODS
 
 METHOD_NAMES = sorted(METHODS)
 OVERHEAD = 8 + 12 + 20 + 12 + 12  # signature, HEAD, PLTE and IEND framing
@@ -37,9 +37,7 @@ def indexed_images(draw, max_colors=65536):
 @given(indexed_images(), st.sampled_from(METHOD_NAMES))
 def test_indexed_round_trip_is_exact(case, method):
     palette, indices, strip_rows = case
-    data = vqformat.encode_indexed(
-        palette, indices, compression_method=method, strip_rows=strip_rows
-    )
+    data = vqformat.encode_indexed(palette, indices, compression=method, strip_rows=strip_rows)
     got_palette, got_indices = vqformat.decode_indexed(data)
     assert np.array_equal(got_palette, palette)
     assert np.array_equal(got_indices, indices)
@@ -59,9 +57,7 @@ def test_indexed_round_trip_is_exact(case, method):
 @given(indexed_images(max_colors=300))
 def test_stored_size_is_exactly_the_layout(case):
     palette, indices, strip_rows = case
-    data = vqformat.encode_indexed(
-        palette, indices, compression_method="stored", strip_rows=strip_rows
-    )
+    data = vqformat.encode_indexed(palette, indices, compression="stored", strip_rows=strip_rows)
     height, width = indices.shape
     bits = (len(palette) - 1).bit_length()
     strips = -(-height // strip_rows)

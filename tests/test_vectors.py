@@ -66,7 +66,7 @@ def test_encoder_writes_exact_bytes(name):
     written = vqformat.encode_indexed(
         np.array(expected["palette"], dtype=np.uint8),
         np.array(expected["indices"]),
-        compression_method=expected["compression"],
+        compression=expected["compression"],
         strip_rows=expected["strip_rows"],
     )
     assert written == data

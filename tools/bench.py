@@ -34,9 +34,9 @@ from bench_images import colour_photos, grey_photos
 from PIL import Image, ImageDraw, features
 
 import vqformat
-from vqformat import bitpack
-from vqformat import palette as palette_fitting
-from vqformat.container import bits_for_colors
+from vqformat.format import bitpack
+from vqformat.format.container import bits_for_colors
+from vqformat.quantizer import palette as palette_fitting
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from bench_images import colour_photos
 from PIL import Image
 
 import vqformat
-from vqformat.compression import METHODS
+from vqformat.format.methods import COMPRESSION_METHODS as METHODS
 
 Decoder = Callable[[bytes], None]
 
@@ -104,7 +104,7 @@ def candidates(png8: bytes) -> dict[str, tuple[bytes, Decoder]]:
         ),
     }
     for name in METHODS:
-        data = vqformat.encode_indexed(palette[:colors], indices, compression_method=name)
+        data = vqformat.encode_indexed(palette[:colors], indices, compression=name)
         assert np.array_equal(vqformat.decode_indexed(data)[1], indices)
         files[f"vqi-{name}"] = (data, decode_vqi)
     return files

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import vqformat
-from vqformat.container import IEND, chunk_bytes
+from vqformat.format.container import IEND, chunk_bytes
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 
@@ -123,23 +123,19 @@ def main() -> None:
     cases = [(case, _cycle) for case in CASES] + [(case, _blocks) for case in BLOCK_CASES]
     for (name, channels, colors, height, width, method, strip_rows), pattern in cases:
         palette, indices = _palette(colors, channels), pattern(height, width, colors)
-        data = vqformat.encode_indexed(
-            palette, indices, compression_method=method, strip_rows=strip_rows
-        )
+        data = vqformat.encode_indexed(palette, indices, compression=method, strip_rows=strip_rows)
         _write(name, data, palette, indices)
     # The worked example of spec/vqi.md section 9.
     palette = np.array([[0], [128], [255]], dtype=np.uint8)
     indices = np.array([[0, 1, 2], [2, 1, 0]])
     _write(
         "example-l-k3-stored",
-        vqformat.encode_indexed(palette, indices, compression_method="stored"),
+        vqformat.encode_indexed(palette, indices, compression="stored"),
         palette,
         indices,
     )
     palette, indices = _palette(3, 3), _cycle(2, 4, 3)
-    data = _with_ancillary_chunk(
-        vqformat.encode_indexed(palette, indices, compression_method="stored")
-    )
+    data = _with_ancillary_chunk(vqformat.encode_indexed(palette, indices, compression="stored"))
     _write("rgb-k3-ancillary", data, palette, indices, decode_only=True)
 
 

@@ -1,29 +1,31 @@
 """vqi: images stored as a k-means palette plus bit-packed indices.
 
 ``import vqformat`` also registers the format with Pillow, so ``Image.open("x.vqi")``
-and ``image.save("x.vqi")`` work.
+and ``image.save("x.vqi")`` work. Layers, each importing only those before it:
+``format`` (the file), ``quantizer`` (palettes), ``options`` and ``pipeline`` (encode),
+``dataset``, ``pillow_plugin``, ``cli``.
 """
 
-from .codec import (
+from .errors import VQIError
+from .format import (
     MAX_PIXELS,
     VQIInfo,
     decode,
     decode_indexed,
-    encode,
     encode_indexed,
-    quantize,
     read_info,
-    save,
     verify,
     write_indexed,
 )
-from .errors import VQIError
+from .options import EncodeOptions
 from .pillow_plugin import register_vqi_opener
+from .pipeline import encode, quantize, save
 
 __version__ = "1.0.0"
 
 __all__ = [
     "MAX_PIXELS",
+    "EncodeOptions",
     "VQIError",
     "VQIInfo",
     "__version__",

@@ -15,10 +15,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .codec import Source, decode_indexed, write_indexed, write_to
-from .container import MAX_COLORS
 from .errors import VQIError, check_integer
-from .streaming import ImageRows, fit_minibatch, sample_pixels
+from .format.container import MAX_COLORS
+from .format.reading import Source, decode_indexed
+from .format.writing import write_indexed, write_to
+from .quantizer.streaming import ImageRows, fit_minibatch, sample_pixels
 
 SAMPLES_PER_IMAGE = 1 << 16
 """Pixels sampled from each image; an image holds about this many before it is sampled."""
@@ -63,7 +64,7 @@ def write_palette(file: str | os.PathLike | BinaryIO, palette: np.ndarray) -> No
     """Write a palette file: a .vqi image one row high whose pixel i is entry i."""
     palette = np.asarray(palette)
     indices = np.arange(len(palette))[None, :]
-    write_to(file, lambda out: write_indexed(out, palette, indices, compression_method="stored"))
+    write_to(file, lambda out: write_indexed(out, palette, indices, compression="stored"))
 
 
 def read_palette(source: Source) -> np.ndarray:

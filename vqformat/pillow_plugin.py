@@ -14,15 +14,17 @@ See the README for why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from typing import IO
 
 import numpy as np
 from PIL import Image, ImageFile, ImagePalette
 
-from . import codec, compression, palette
-from .container import MAX_COLORS, SIGNATURE, Header, Reader
-from .errors import VQIError, check_integer
+from .errors import VQIError
+from .format import SIGNATURE, iter_index_strips, look_up, verify, write_indexed
+from .format.container import Header, Reader
+from .format.methods import codec_by_code
+from .options import EncodeOptions
+from .pipeline import quantize_with
 
 FORMAT = "VQI"
 MIME_TYPE = "image/x-vqi"
@@ -56,7 +58,7 @@ class VQIImageFile(ImageFile.ImageFile):
         try:
             reader = Reader(self.fp)
             header = reader.header
-            method = compression.codec_by_code(header.compression).name
+            method = codec_by_code(header.compression).name
             mode = _open_mode(header)
             if mode == "P":
                 self.palette = ImagePalette.ImagePalette(header.mode, reader.read_palette())
@@ -82,7 +84,7 @@ class VQIImageFile(ImageFile.ImageFile):
             raise RuntimeError("verify must be called directly after open")
         self.fp.seek(0)
         try:
-            codec.verify(self.fp)
+            verify(self.fp)
         except VQIError as error:
             raise SyntaxError(f"broken VQI file: {error}") from error
         super().verify()
@@ -107,11 +109,11 @@ class VQIDecoder(ImageFile.PyDecoder):
 
     def _decode_strips(self, reader: Reader) -> None:
         entries = self._pixel_table(reader)
-        for first_row, indices in codec.iter_index_strips(reader):
+        for first_row, indices in iter_index_strips(reader):
             rows = indices
             if entries is not None:
                 rows = np.empty((*indices.shape, *entries.shape[1:]), dtype=np.uint8)
-                codec.look_up(entries, indices, rows)
+                look_up(entries, indices, rows)
             self._put_rows(first_row, rows)
 
     def _pixel_table(self, reader: Reader) -> np.ndarray | None:
@@ -131,73 +133,28 @@ class VQIDecoder(ImageFile.PyDecoder):
         self.set_as_raw(np.ascontiguousarray(rows, dtype=np.uint8))  # any buffer; no copy
 
 
-@dataclass(frozen=True)
-class SaveOptions:
-    """Keyword arguments of ``Image.save`` that the encoder understands, validated."""
-
-    colors: int | None = None
-    method: str = palette.DEFAULT_METHOD
-    compression: str = compression.DEFAULT_METHOD
-    seed: int = 0
-    strip_rows: int | None = None
-    optimize: bool = False
-    min_psnr: float | None = None
-    dither: bool = False
-
-    @classmethod
-    def from_encoderinfo(cls, info: dict) -> SaveOptions:
-        """Pick our options out of Pillow's ``encoderinfo``; other formats' keys are ignored."""
-        names = [field.name for field in fields(cls)]
-        options = cls(**{name: info[name] for name in names if name in info})
-        options.check()
-        return options
-
-    def check(self) -> None:
-        if self.colors is not None:
-            check_integer("colors", self.colors, 1, MAX_COLORS)
-        check_integer("seed", self.seed, 0, 2**32 - 1)
-        if self.strip_rows is not None:
-            check_integer("strip_rows", self.strip_rows, 1)
-        _check_name("method", self.method, palette.METHODS)
-        _check_name("compression", self.compression, compression.METHODS)
-
-
-def _check_name(name: str, value: object, known: dict) -> None:
-    if value not in known:
-        raise VQIError(f"unknown {name} {value!r}; choose one of {', '.join(known)}")
-
-
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    options = SaveOptions.from_encoderinfo(im.encoderinfo)
-    entries, indices = _palette_and_indices(im, options)
-    codec.write_indexed(
-        fp,
-        entries,
-        indices,
-        compression_method=options.compression,
-        strip_rows=options.strip_rows,
+    options = EncodeOptions.from_mapping(im.encoderinfo)
+    entries, indices = _palette_and_indices(im, options, im.encoderinfo)
+    write_indexed(
+        fp, entries, indices, compression=options.compression, strip_rows=options.strip_rows
     )
 
 
-def _palette_and_indices(im: Image.Image, options: SaveOptions) -> tuple[np.ndarray, np.ndarray]:
-    """A P image keeps its palette and indices unless it holds more than ``colors``
-    entries; every other image is quantized to ``colors`` (256 by default)."""
+def _palette_and_indices(
+    im: Image.Image, options: EncodeOptions, keywords: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """A P image keeps its palette and indices unless ``colors`` is given and smaller
+    than its palette (``optimize`` first drops unused entries); every other image is
+    quantized to ``colors`` (256 by default)."""
     if im.mode == "P":
         entries, indices = _stored_palette(im)
-        if options.optimize:
+        if keywords.get("optimize"):
             entries, indices = _drop_unused_entries(entries, indices)
-        if options.colors is None or len(entries) <= options.colors:
+        if "colors" not in keywords or len(entries) <= options.colors:
             return entries, indices
         im = im.convert("RGBA" if entries.shape[1] == 4 else "RGB")
-    pixels = np.asarray(_savable(im))
-    return codec.quantize(
-        pixels,
-        options.colors or MAX_PALETTE_MODE_COLORS,
-        method=options.method,
-        seed=options.seed,
-        min_psnr=options.min_psnr,
-        dither=options.dither,
-    )
+    return quantize_with(np.asarray(_savable(im)), options)
 
 
 def _stored_palette(im: Image.Image) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from .codec import encode
-from .errors import VQIError
+from ..errors import VQIError
+from ..pipeline import encode
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")

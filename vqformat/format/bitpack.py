@@ -4,8 +4,9 @@ Two implementations of one layout. The numpy path handles b = 1..8 and 16 (every
 width a palette of at most 256 colours needs, and the 16-bit case): widths that
 divide a byte (1, 2, 4) with one whole-array uint8 shift per position in a byte,
 the others by packing groups of eight indices, which always fill exactly b bytes.
-The bitarray path handles any width with a fixed-length prefix code and serves the
-remaining widths 9..15.
+The bitarray path handles any width with a fixed-length prefix code and packs the
+remaining widths 9..15; they are unpacked with numpy bit by bit, so decoding never
+imports bitarray.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from bitarray import bitarray, decodetree
-from bitarray.util import int2ba
 
-from .errors import VQIError
+from ..errors import VQIError
 
 _GROUP = 8  # eight b-bit indices fill exactly b bytes
 _NUMPY_WIDTHS = frozenset(range(1, 9)) | {16}
@@ -53,7 +52,7 @@ def unpack(data: bytes, count: int, bits: int) -> np.ndarray:
     """
     if bits == 0:
         return np.zeros(count, dtype=np.uint8)
-    unpack_piece = _unpack_numpy if bits in _NUMPY_WIDTHS else unpack_bitarray
+    unpack_piece = _unpack_numpy if bits in _NUMPY_WIDTHS else _unpack_bits
     view = memoryview(data)
     indices = np.empty(count, dtype=index_dtype(bits))
     for start in range(0, count, UNPACK_CHUNK):
@@ -140,18 +139,31 @@ def _unpack_numpy(data: bytes, count: int, bits: int) -> np.ndarray:
     return values.reshape(-1)[:count].astype(np.uint8)
 
 
+def _unpack_bits(data: bytes, count: int, bits: int) -> np.ndarray:
+    """Any width: every bit as a byte, then each index as a dot product with powers of two."""
+    stream = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=count * bits)
+    weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.uint32)
+    return (stream.reshape(count, bits) @ weights).astype(index_dtype(bits))
+
+
 @lru_cache(maxsize=16)
-def _fixed_length_code(bits: int) -> dict[int, bitarray]:
+def _fixed_length_code(bits: int) -> dict:
+    from bitarray.util import int2ba  # the encoder's path only
+
     return {value: int2ba(value, bits, endian="big") for value in range(1 << bits)}
 
 
 @lru_cache(maxsize=16)
-def _fixed_length_tree(bits: int) -> decodetree:
+def _fixed_length_tree(bits: int):
+    from bitarray import decodetree
+
     return decodetree(_fixed_length_code(bits))
 
 
 def pack_bitarray(indices: np.ndarray, bits: int) -> bytes:
     """Reference packer for any width, using bitarray's C prefix-code encoder."""
+    from bitarray import bitarray
+
     stream = bitarray(endian="big")
     stream.encode(_fixed_length_code(bits), np.asarray(indices).ravel().tolist())
     return stream.tobytes()
@@ -159,6 +171,8 @@ def pack_bitarray(indices: np.ndarray, bits: int) -> bytes:
 
 def unpack_bitarray(data: bytes, count: int, bits: int) -> np.ndarray:
     """Reference unpacker for any width, using bitarray's C prefix-code decoder."""
+    from bitarray import bitarray
+
     stream = bitarray(endian="big")
     stream.frombytes(bytes(data))
     del stream[count * bits :]

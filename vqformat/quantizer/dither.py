@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .errors import VQIError
+from ..errors import VQIError
 from .streaming import pack_keys
 
 MAX_COLORS = 256  # the most palette entries Pillow diffuses onto

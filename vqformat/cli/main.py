@@ -19,8 +19,10 @@ from typing import NoReturn
 import numpy as np
 
 import vqformat
-from vqformat import compression, dataset, palette
+from vqformat import dataset
 
+from ..errors import VQIError
+from ..options import EncodeOptions, command_line_options
 from .batch import (
     Mapper,
     Reporter,
@@ -31,8 +33,6 @@ from .batch import (
     plan_targets,
     run_jobs,
 )
-from .container import MAX_COLORS
-from .errors import VQIError
 from .jobs import (
     STDIO,
     DecodeJob,
@@ -105,21 +105,32 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
-def colour_count(text: str) -> int:
-    value = _integer(text)
-    if not 1 <= value <= MAX_COLORS:
-        raise argparse.ArgumentTypeError(f"must be in 1..{MAX_COLORS}")
-    return value
+def _checked_option(name: str, convert: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type that converts a flag's text and checks it as ``EncodeOptions`` does."""
+
+    def parse(text: str) -> object:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {convert.__name__}: {text!r}") from None
+        try:
+            EncodeOptions(**{name: value})
+        except VQIError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return value
+
+    return parse
 
 
-def decibels(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError("must be a positive number of dB")
-    return value
+def add_encode_option(parser: argparse.ArgumentParser, name: str) -> None:
+    """The flag of one ``EncodeOptions`` field, with its default, help and check."""
+    flags, keywords = command_line_options()[name]
+    keywords = dict(keywords)
+    if "type" in keywords:
+        keywords["type"] = _checked_option(name, keywords["type"])
+    parser.add_argument(
+        *flags, dest=name, default=EncodeOptions.__dataclass_fields__[name].default, **keywords
+    )
 
 
 def worker_count(text: str) -> int:
@@ -194,17 +205,6 @@ def _add_command(
     return parser
 
 
-def _add_colour_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-k",
-        "--colors",
-        type=colour_count,
-        default=256,
-        metavar="K",
-        help=f"palette size, 1..{MAX_COLORS} (default 256)",
-    )
-
-
 # --- encode ------------------------------------------------------------------------------
 
 
@@ -220,31 +220,8 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
         run_encode,
         "image files; '-' reads stdin",
     )
-    _add_colour_option(parser)
-    parser.add_argument(
-        "--method",
-        choices=sorted(palette.METHODS),
-        default=palette.DEFAULT_METHOD,
-        help=f"how the palette is fitted (default {palette.DEFAULT_METHOD})",
-    )
-    parser.add_argument(
-        "--compression",
-        choices=sorted(compression.METHODS),
-        default=compression.DEFAULT_METHOD,
-        help=f"how the index stream is stored (default {compression.DEFAULT_METHOD})",
-    )
-    parser.add_argument(
-        "--min-psnr",
-        type=decibels,
-        metavar="DB",
-        help="use the fewest colours (at most K) whose PSNR reaches DB, like pngquant --quality",
-    )
-    parser.add_argument(
-        "--dither",
-        action="store_true",
-        help="Floyd-Steinberg error diffusion (grey or RGB, K <= 256): lower PSNR, "
-        "no banding in smooth gradients, larger files",
-    )
+    for name in command_line_options():
+        add_encode_option(parser, name)
     parser.add_argument(
         "--skip-if-larger",
         action="store_true",
@@ -266,13 +243,8 @@ def run_encode(args: argparse.Namespace) -> int:
             source=source,
             target=target,
             force=args.force,
-            colors=args.colors,
-            method=args.method,
-            compression=args.compression,
-            min_psnr=args.min_psnr,
-            dither=args.dither,
+            options=EncodeOptions.from_mapping({**vars(args), "palette": shared_palette}),
             skip_if_larger=args.skip_if_larger,
-            palette=shared_palette,
         )
         for source, target in zip(args.inputs, targets, strict=True)
     ]
@@ -358,7 +330,7 @@ def add_fit_palette(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-o", "--output", required=True, metavar="PALETTE", help="the palette file to write"
     )
-    _add_colour_option(parser)
+    add_encode_option(parser, "colors")
     parser.add_argument("-f", "--force", action="store_true", help="overwrite the output file")
     parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
@@ -514,7 +486,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"vqi: internal error: {error!r} (rerun with --debug for details)", file=sys.stderr)
         return ExitStatus.INTERNAL
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import VQIError
 from . import bitpack
-from .errors import VQIError
 
 _LANE_FIELDS = frozenset({2, 4})  # 1-bit fields: np.unpackbits then band_unscan is as fast
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import deflate as libdeflate
 import numpy as np
 
+from ..errors import VQIError
 from . import bitpack
 from .bands import (
     band_scan,
@@ -27,7 +28,6 @@ from .bands import (
     unpack_band_fields,
     unpack_fields,
 )
-from .errors import VQIError
 from .ordering import adjacency_order
 
 FLAGS_LENGTH = struct.Struct(">I")  # runs methods: length of the run-flag stream
@@ -392,7 +392,7 @@ class LzmaPackedBands(LzmaBands):
         return 1 + super().max_payload(rows, width, bits)
 
 
-METHODS: dict[str, StripCodec] = {
+COMPRESSION_METHODS: dict[str, StripCodec] = {
     codec.name: codec
     for codec in (
         Stored(),
@@ -403,19 +403,19 @@ METHODS: dict[str, StripCodec] = {
         LzmaPackedBands(),
     )
 }
-DEFAULT_METHOD = "deflate-byte-runs"
+DEFAULT_COMPRESSION = "deflate-byte-runs"
 
 
 def codec_by_name(name: str) -> StripCodec:
     try:
-        return METHODS[name]
+        return COMPRESSION_METHODS[name]
     except KeyError:
-        known = ", ".join(METHODS)
+        known = ", ".join(COMPRESSION_METHODS)
         raise VQIError(f"unknown compression {name!r}; choose one of {known}") from None
 
 
 def codec_by_code(code: int) -> StripCodec:
-    for codec in METHODS.values():
+    for codec in COMPRESSION_METHODS.values():
         if codec.code == code:
             return codec
     raise VQIError(f"unsupported compression method {code} (written by a newer encoder?)")

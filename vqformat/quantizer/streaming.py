@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import VQIError
 from . import palette as palette_fitting
-from .bitpack import index_dtype
-from .container import bits_for_colors
-from .errors import VQIError
+from .palette import index_dtype
 
 BAND_PIXELS = 1 << 20
 """Pixels read at once when sampling or scanning an image."""
@@ -164,7 +163,7 @@ class StripAssigner:
     def __init__(self, palette: np.ndarray) -> None:
         self.palette = palette
         channels = palette.shape[1]
-        self._dtype = index_dtype(bits_for_colors(len(palette)))
+        self._dtype = index_dtype(len(palette))
         self._table: np.ndarray | None = None
         self._known: np.ndarray | None = None
         if channels <= _TABLE_CHANNELS:

@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import BinaryIO
 
@@ -23,8 +23,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 import vqformat
 
-from .atomic import OutputExistsError, atomic_output, check_target
-from .palette import image_psnr
+from ..format.atomic import OutputExistsError, atomic_output, check_target
+from ..options import EncodeOptions
+from ..pipeline import encode_with
+from ..quantizer.palette import image_psnr
 
 STDIO = "-"
 
@@ -56,13 +58,8 @@ class FileJob:
 
 @dataclass(frozen=True, kw_only=True)
 class EncodeJob(FileJob):
-    colors: int
-    method: str
-    compression: str
-    min_psnr: float | None = None
-    dither: bool = False
+    options: EncodeOptions
     skip_if_larger: bool = False
-    palette: np.ndarray | None = field(default=None, compare=False)  # skips fitting
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -268,18 +265,10 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     with failing_as(ExitStatus.INPUT, "read"), Image.open(stream) as image:
         pixels = image_pixels(image)
     with failing_as(ExitStatus.INPUT, "encode"):
-        data = vqformat.encode(
-            pixels,
-            job.colors,
-            method=job.method,
-            compression=job.compression,
-            palette=job.palette,
-            min_psnr=job.min_psnr,
-            dither=job.dither,
-        )
+        data = encode_with(pixels, job.options)
     info = vqformat.read_info(data)
-    if job.min_psnr is not None:
-        _check_quality(pixels, data, job.min_psnr, info.colors)
+    if job.options.min_psnr is not None:
+        _check_quality(pixels, data, job.options.min_psnr, info.colors)
     summary = (
         f"{info.width}x{info.height} {info.mode}, {info.colors} colours "
         f"({info.bits_per_index} bits/index), "

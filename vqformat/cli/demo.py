@@ -19,8 +19,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 import vqformat
 
-from . import palette
-from .atomic import OutputExistsError, check_target, write_atomic
+from ..format.atomic import OutputExistsError, check_target, write_atomic
+from ..options import EncodeOptions
+from ..quantizer.palette import PALETTE_METHODS, image_psnr
 from .jobs import ExitStatus, describe
 
 COLOUR_SIZES = (4, 16, 64)
@@ -69,9 +70,7 @@ class Trial:
 
     @property
     def psnr(self) -> float:
-        error = self.sample.pixels.astype(np.float64) - self.decoded
-        mse = float(np.mean(error**2))
-        return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+        return image_psnr(self.sample.pixels, self.decoded)
 
 
 def file_name(sample: Sample, colors: int, method: str) -> str:
@@ -104,8 +103,8 @@ def run_trial(sample: Sample, colors: int, method: str) -> Trial:
 
 
 def plan_trials(colour: Sample, grey: Sample) -> list[tuple[Sample, int, str]]:
-    trials = [(colour, colors, palette.DEFAULT_METHOD) for colors in COLOUR_SIZES]
-    return trials + [(grey, GREY_SIZE, method) for method in palette.METHODS]
+    trials = [(colour, colors, EncodeOptions().method) for colors in COLOUR_SIZES]
+    return trials + [(grey, GREY_SIZE, method) for method in PALETTE_METHODS]
 
 
 # --- the table ---------------------------------------------------------------------------

@@ -22,10 +22,8 @@ from functools import cache
 
 import numpy as np
 
+from ..errors import VQIError
 from . import grey
-from .bitpack import index_dtype
-from .container import bits_for_colors
-from .errors import VQIError
 
 _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 # Seeds and first iterations run on this many bits a channel: 5 bits is cheaper but
@@ -189,20 +187,20 @@ def fit_exact_grey(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     return grey.optimal_levels(grey.histogram(table.colors[:, 0], table.counts), colors)[:, None]
 
 
-METHODS: dict[str, Fitter] = {
+PALETTE_METHODS: dict[str, Fitter] = {
     "kmeans": fit_kmeans,
     "minibatch": fit_minibatch,
     "uniform": _per_channel(grey.uniform_levels),
     "quantile": _per_channel(grey.quantile_levels),
 }
-DEFAULT_METHOD = "kmeans"
+DEFAULT_PALETTE_METHOD = "kmeans"
 
 
 def fit(
     pixels: np.ndarray,
     colors: int,
     *,
-    method: str = DEFAULT_METHOD,
+    method: str = DEFAULT_PALETTE_METHOD,
     seed: int = 0,
     min_psnr: float | None = None,
 ) -> np.ndarray:
@@ -225,10 +223,10 @@ def _palette_for(
 
 def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.ndarray:
     try:
-        fitter = METHODS[method]
+        fitter = PALETTE_METHODS[method]
     except KeyError:
         raise VQIError(
-            f"unknown palette method {method!r}; choose one of {', '.join(METHODS)}"
+            f"unknown palette method {method!r}; choose one of {', '.join(PALETTE_METHODS)}"
         ) from None
     if len(table.colors) <= colors:
         return table.colors
@@ -238,6 +236,11 @@ def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.nda
         grey_table = ColorTable(table.colors[:, :1], table.counts, table.inverse)
         return np.repeat(fitter(grey_table, colors, seed), table.colors.shape[1], axis=1)
     return fitter(table, colors, seed)
+
+
+def index_dtype(colors: int) -> type[np.unsignedinteger]:
+    """The narrowest unsigned dtype holding an index into ``colors`` entries."""
+    return np.uint8 if colors <= 256 else np.uint16
 
 
 def _is_grey(colors: np.ndarray) -> bool:
@@ -254,7 +257,7 @@ def assign(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     from scipy.spatial import cKDTree
 
     tree = cKDTree(palette.astype(np.float64))
-    result = np.empty(len(pixels), dtype=index_dtype(bits_for_colors(len(palette))))
+    result = np.empty(len(pixels), dtype=index_dtype(len(palette)))
     for start in range(0, len(pixels), _ASSIGN_CHUNK):
         _, nearest = tree.query(pixels[start : start + _ASSIGN_CHUNK].astype(np.float64))
         result[start : start + _ASSIGN_CHUNK] = nearest
@@ -309,7 +312,7 @@ def quantize(
     pixels: np.ndarray,
     colors: int,
     *,
-    method: str = DEFAULT_METHOD,
+    method: str = DEFAULT_PALETTE_METHOD,
     seed: int = 0,
     min_psnr: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -321,5 +324,5 @@ def quantize(
     table = color_table(pixels)
     palette = _palette_for(table, colors, method, seed, min_psnr)
     if palette is table.colors:
-        return palette, table.inverse.astype(index_dtype(bits_for_colors(len(palette))))
+        return palette, table.inverse.astype(index_dtype(len(palette)))
     return palette, assign(table.colors, palette)[table.inverse]

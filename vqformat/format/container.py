@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .errors import VQIError, check_integer
+from ..errors import VQIError, check_integer
 
 SIGNATURE = b"\x89VQI\r\n\x1a\n"
 FORMAT_VERSION = 1

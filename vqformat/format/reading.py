@@ -1,0 +1,262 @@
+"""Reading .vqi files: header, palette and index strips, and pixels by palette look-up.
+
+Everything a decoder needs lives in this layer (numpy and the standard library): no
+palette fitting is imported, so ``decode`` and ``read_info`` start fast.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import VQIError
+from . import methods
+from .bitpack import index_dtype
+from .container import Header, Reader
+
+Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
+
+MAX_PIXELS = 1 << 30
+"""Default limit on width x height accepted by the decoder (pass ``max_pixels`` to change)."""
+
+
+@dataclass(frozen=True)
+class VQIInfo:
+    """What the header says about a file, available without decoding any pixels."""
+
+    width: int
+    height: int
+    mode: str
+    channels: int
+    colors: int
+    bits_per_index: int
+    compression: str
+    strip_rows: int
+    version: int
+
+
+@contextmanager
+def _binary_stream(source: Source) -> Iterator[BinaryIO]:
+    if isinstance(source, memoryview) and not source.c_contiguous:
+        source = source.tobytes()
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as stream:  # OSErrors stay OSErrors, as in open()
+            yield stream
+    elif hasattr(source, "read"):
+        yield source
+    else:
+        raise VQIError(f"cannot read a VQI file from {type(source).__name__}")
+
+
+def _info(header: Header) -> VQIInfo:
+    return VQIInfo(
+        header.width,
+        header.height,
+        header.mode,
+        header.channels,
+        header.colors,
+        header.bits_per_index,
+        methods.codec_by_code(header.compression).name,
+        header.strip_rows,
+        header.version,
+    )
+
+
+def read_info(source: Source, *, check_crc: bool = True) -> VQIInfo:
+    """Read the header only; no pixel data is read or decoded.
+
+    ``check_crc=False`` exists for fuzzing only, as for ``decode``.
+    """
+    with _binary_stream(source) as stream:
+        return _info(Reader(stream, check_crc=check_crc).header)
+
+
+def _decode_strip(codec: methods.StripCodec, header: Header, strip: int, payload: bytes):
+    """The (rows, W) indices of one strip, each checked against the palette."""
+    rows = header.strip_span(strip)[1]
+    bits = header.bits_per_index
+    indices = codec.decode(payload, rows, header.width, bits)
+    if header.colors < 1 << bits and indices.size and int(indices.max()) >= header.colors:
+        raise VQIError(
+            f"index {int(indices.max())} in strip {strip} is outside the "
+            f"palette of {header.colors} colours"
+        )
+    return indices
+
+
+def _strip_payloads(reader: Reader) -> Iterator[bytes]:
+    """Each strip's IDAT payload; a length above the method's bound is rejected unread."""
+    header = reader.header
+    codec = methods.codec_by_code(header.compression)
+    width, bits = header.width, header.bits_per_index
+    return reader.iter_strips(lambda rows: codec.max_payload(rows, width, bits))
+
+
+def iter_index_strips(
+    reader: Reader, wanted: range | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (output row, indices of the wanted rows) for each strip holding wanted rows.
+
+    ``reader`` must have read the palette; ``wanted`` (a range of step >= 1) defaults
+    to every row, when the output row is the strip's first row. Only one strip is held
+    at a time, so callers that place strips into their own buffer bound memory. Strips
+    before the wanted rows are read (their CRC checked) but not decoded, and reading
+    stops after the last strip needed (spec §6.1).
+    """
+    header = reader.header
+    wanted = range(header.height) if wanted is None else wanted
+    codec = methods.codec_by_code(header.compression)
+    if not wanted:
+        return
+    last_needed = wanted[-1] // header.strip_rows
+    for strip, payload in enumerate(_strip_payloads(reader)):
+        first, rows = header.strip_span(strip)
+        start = _first_at_or_after(wanted, first)
+        stop = _first_at_or_after(wanted, first + rows)
+        if start < stop:
+            indices = _decode_strip(codec, header, strip, payload)
+            low, high = wanted[start] - first, wanted[stop - 1] - first + 1
+            yield start, indices[low : high : wanted.step]
+        if strip == last_needed < header.strip_count - 1:
+            return  # the rest is not needed; a full decode goes on to check IEND
+
+
+def _first_at_or_after(wanted: range, row: int) -> int:
+    """Position in ``wanted`` (a range of step >= 1) of its first row >= ``row``."""
+    return min(len(wanted), max(0, -(-(row - wanted.start) // wanted.step)))
+
+
+def _wanted_rows(header: Header, rows: slice | None) -> range:
+    if rows is None:
+        return range(header.height)
+    if not isinstance(rows, slice):
+        raise VQIError(f"rows must be a slice, got {type(rows).__name__}")
+    wanted = range(header.height)[rows]
+    if wanted.step < 1:
+        raise VQIError(f"rows must go top to bottom (step >= 1), got step {wanted.step}")
+    return wanted
+
+
+def _open_reader(
+    stream: BinaryIO, max_pixels: int | None, check_crc: bool, rows: slice | None
+) -> tuple[Reader, range]:
+    """A reader past HEAD, and the rows to decode, checked against the pixel limit."""
+    reader = Reader(stream, check_crc=check_crc)
+    header = reader.header
+    wanted = _wanted_rows(header, rows)
+    rows_held = max(len(wanted), min(header.strip_rows, header.height))  # output or a strip
+    if max_pixels is not None and rows_held * header.width > max_pixels:
+        what = "image" if len(wanted) == header.height else "band of rows, or a strip,"
+        raise VQIError(
+            f"{what} of {header.width}x{rows_held} pixels exceeds the limit of "
+            f"{max_pixels} pixels (pass max_pixels to raise it)"
+        )
+    methods.codec_by_code(header.compression)
+    return reader, wanted
+
+
+def _image_array(shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
+    """The output buffer; its size passed the pixel limit, if any, but may still not fit.
+
+    A valid file too large for this machine is not a malformed one: it raises
+    MemoryError (numpy says ValueError for sizes beyond the address space).
+    """
+    try:
+        return np.empty(shape, dtype=dtype)
+    except (MemoryError, ValueError):
+        raise MemoryError(f"cannot allocate an image of shape {shape}: out of memory") from None
+
+
+def _palette_array(reader: Reader) -> np.ndarray:
+    header = reader.header
+    return np.frombuffer(reader.read_palette(), dtype=np.uint8).reshape(
+        header.colors, header.channels
+    )
+
+
+def decode_indexed(
+    source: Source,
+    *,
+    max_pixels: int | None = MAX_PIXELS,
+    check_crc: bool = True,
+    rows: slice | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode to (palette, indices): a (k, C) uint8 palette and (H, W) indices.
+
+    Indices are uint8 for k <= 256, uint16 otherwise. ``rows`` (a slice) decodes only
+    those rows and only the strips holding them. ``check_crc=False`` exists for
+    fuzzing only.
+    """
+    with _binary_stream(source) as stream:
+        reader, wanted = _open_reader(stream, max_pixels, check_crc, rows)
+        header = reader.header
+        palette = _palette_array(reader)
+        indices = _image_array((len(wanted), header.width), index_dtype(header.bits_per_index))
+        for at, strip in iter_index_strips(reader, wanted):
+            indices[at : at + len(strip)] = strip
+    return palette, indices
+
+
+LOOKUP_PIXELS = 1 << 16
+"""Pixels looked up at once: ``take`` widens its indices to int64, 8 bytes each."""
+
+
+def look_up(palette: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = palette[indices]``, a few rows at a time.
+
+    ``take`` along the palette's first axis writes the output several times faster
+    than fancy indexing; "clip" skips its buffered bounds check (the indices were
+    checked against the palette already).
+    """
+    rows = max(1, LOOKUP_PIXELS // max(1, indices.shape[1]))
+    for first in range(0, len(indices), rows):
+        block = slice(first, first + rows)
+        np.take(palette, indices[block], axis=0, out=out[block], mode="clip")
+
+
+def decode(
+    source: Source,
+    *,
+    max_pixels: int | None = MAX_PIXELS,
+    check_crc: bool = True,
+    rows: slice | None = None,
+) -> np.ndarray:
+    """Decode to a uint8 array: (H, W) for grey files, (H, W, C) for LA, RGB and RGBA.
+
+    The output is allocated once and filled strip by strip, so the peak memory is the
+    output plus one strip. ``rows`` (a slice) decodes only those rows and only the
+    strips holding them: ``decode(f, rows=slice(a, b))`` equals ``decode(f)[a:b]``.
+    """
+    with _binary_stream(source) as stream:
+        reader, wanted = _open_reader(stream, max_pixels, check_crc, rows)
+        header = reader.header
+        palette = _palette_array(reader)
+        if header.channels == 1:
+            palette = palette[:, 0]
+        pixels = _image_array((len(wanted), header.width, *palette.shape[1:]), np.uint8)
+        for at, strip in iter_index_strips(reader, wanted):
+            look_up(palette, strip, pixels[at : at + len(strip)])
+    return pixels
+
+
+def verify(source: Source) -> VQIInfo:
+    """Check a file's structure and every chunk's CRC without decompressing any strip.
+
+    Much cheaper than decoding: it finds truncation and damage in transit. A strip
+    whose CRC matches but whose content is malformed is found only by decoding.
+    """
+    with _binary_stream(source) as stream:
+        reader = Reader(stream)
+        info = _info(reader.header)
+        reader.read_palette()
+        for _ in _strip_payloads(reader):
+            pass
+    return info

@@ -1,0 +1,186 @@
+"""The encoder pipeline: pixels -> palette + indices (the quantizer) -> file (the format).
+
+The only module that knows both layers: it decides, from ``EncodeOptions``, how the
+palette is found and where each strip's indices come from, then hands the format layer
+a palette and a function giving each strip's indices.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .errors import VQIError
+from .format.writing import Layout, StripIndices, write_to
+from .options import EncodeOptions
+from .quantizer import palette as palette_fitting
+from .quantizer.dither import check_ditherable, diffuse
+from .quantizer.streaming import ColorSet, ImageRows, StripAssigner, distinct_colors, sample_pixels
+
+FIT_PIXELS = 1 << 20
+"""The palette is fitted on at most this many pixels: all of an image that has no more,
+else a uniform sample of this size. Fitting costs memory and time with the distinct
+colours it sees, so this bounds the encoder's memory whatever the image size (about
+130 MB at worst, a megapixel of pure noise); pixels are then mapped to the palette a
+strip at a time. Photos up to a megapixel are fitted on every pixel: sampling a
+0.27 MP photo cost about 0.05 dB at 256 colours (tools/bench_large.py)."""
+
+
+def _options(colors: int, keywords: dict[str, Any]) -> EncodeOptions:
+    """``EncodeOptions`` from ``encode``'s keywords; an unknown keyword is a TypeError,
+    as for any Python function."""
+    try:
+        return EncodeOptions(colors=colors, **keywords)
+    except TypeError:
+        unknown = sorted(set(keywords) - set(EncodeOptions.__dataclass_fields__))
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}") from None
+
+
+def quantize(
+    pixels: np.ndarray, colors: int = 256, **options: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit a palette to the pixels and assign each pixel: returns (palette, (H, W) indices).
+
+    Takes ``encode``'s options (``compression`` and ``strip_rows`` are unused). With
+    ``min_psnr`` (dB) the palette is the smallest reaching it, ``colors`` at most. With
+    ``dither`` the pixels are mapped by Floyd-Steinberg error diffusion (grey or RGB, at
+    most 256 colours) instead of each to its nearest entry.
+    """
+    return quantize_with(pixels, _options(colors, options))
+
+
+def quantize_with(pixels: Any, options: EncodeOptions) -> tuple[np.ndarray, np.ndarray]:
+    """``quantize`` with its options already checked."""
+    plan = _plan_indices(ImageRows.of(pixels), options)
+    height, width = plan.image.height, plan.image.width
+    return plan.palette, plan.strip_indices(0, height).reshape(height, width)
+
+
+def _fit(
+    image: ImageRows, options: EncodeOptions, assign: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(palette, every pixel's index or None): an image of at most ``FIT_PIXELS`` is
+    fitted on every pixel and, with ``assign``, the fit's own assignment is kept; a
+    larger one is fitted on a uniform sample of that many (``min_psnr`` is then judged
+    on the sample) and mapped strip by strip later.
+
+    When a sample shows few colours the image is scanned (band by band, stopping
+    early) so that an image of at most ``colors`` colours keeps them all exactly.
+    """
+    colors, fit_options = options.colors, options.fit_options()
+    sample = sample_pixels(image, FIT_PIXELS, options.seed)
+    sampled = len(sample) < image.pixel_count
+    if assign and not sampled:
+        return palette_fitting.quantize(sample, colors, **fit_options)
+    if sampled and options.min_psnr is None and ColorSet(image.channels, colors).add(sample):
+        exact = distinct_colors(image, colors)
+        if exact is not None:
+            return exact, None
+    return palette_fitting.fit(sample, colors, **fit_options), None
+
+
+@dataclass(frozen=True)
+class _IndexPlan:
+    """The palette of an image and how each strip of it gets its indices."""
+
+    image: ImageRows
+    palette: np.ndarray
+    strip_indices: StripIndices
+
+
+def _plan_indices(image: ImageRows, options: EncodeOptions) -> _IndexPlan:
+    """Choose the palette (fitted, or the one given) and the strips' assignment."""
+    palette = options.palette
+    if options.dither:
+        check_ditherable(image.channels, options.colors if palette is None else len(palette))
+    indices = None
+    if palette is None:
+        palette, indices = _fit(image, options, assign=not options.dither)
+    if palette.shape[1] != image.channels:
+        raise VQIError(
+            f"palette has {palette.shape[1]} channels but the image has {image.channels}"
+        )
+    if options.dither:
+        return _IndexPlan(image, palette, _dithered_strips(image, palette))
+    return _IndexPlan(image, palette, _strip_indices(image, palette, indices))
+
+
+def _strip_indices(
+    image: ImageRows, palette: np.ndarray, indices: np.ndarray | None
+) -> StripIndices:
+    """Where each strip's indices come from: the fit's own assignment when it covered
+    every pixel, else each strip mapped to the palette as it is read."""
+    if indices is not None:
+        width = image.width
+        return lambda first, rows: indices[first * width : (first + rows) * width]
+    assign = StripAssigner(palette)
+    return lambda first, rows: assign(image.band(first, rows))
+
+
+def _dithered_strips(image: ImageRows, palette: np.ndarray) -> StripIndices:
+    """Error diffusion over the whole image when it is at most ``FIT_PIXELS`` (no
+    seams), else strip by strip (the error restarts at each strip's first row)."""
+
+    def diffuse_rows(first: int, rows: int) -> np.ndarray:
+        return diffuse(image.band(first, rows).reshape(rows, image.width, -1), palette).ravel()
+
+    if image.pixel_count > FIT_PIXELS:
+        return diffuse_rows
+    indices = diffuse_rows(0, image.height)
+    return _strip_indices(image, palette, indices)
+
+
+def _plan_file(pixels: Any, options: EncodeOptions) -> tuple[Layout, _IndexPlan]:
+    """Validate the image and the file's shape first (no fitting is wasted on a file
+    that cannot be written), then plan the indices."""
+    image = ImageRows.of(pixels)
+    layout = Layout.of(image.height, image.width, options.compression, options.strip_rows)
+    return layout, _plan_indices(image, options)
+
+
+def _write_plan(out: BinaryIO, layout: Layout, plan: _IndexPlan) -> None:
+    layout.write(out, plan.palette, plan.strip_indices)
+
+
+def encode(pixels: np.ndarray, colors: int = 256, **options: Any) -> bytes:
+    """Quantize a uint8 image to at most ``colors`` colours and return the .vqi bytes.
+
+    ``pixels`` may be any array-like with ``shape``, ``dtype`` and row slicing, such as
+    a ``numpy.memmap``, read a band of rows at a time: images over ``FIT_PIXELS`` are
+    fitted on a uniform sample of that many pixels. The options are those of
+    ``EncodeOptions``: ``method`` chooses how the palette is fitted, ``compression``
+    how the index stream is stored, ``strip_rows`` the strip height; the encoder is
+    deterministic for a given ``seed``. ``min_psnr`` asks for the smallest palette
+    reaching that PSNR (dB), with ``colors`` the most. ``palette`` (k, C) skips fitting
+    and maps every pixel to its nearest entry (``colors``, ``method`` and ``min_psnr``
+    are then unused). ``dither`` maps the pixels by Floyd-Steinberg error diffusion
+    (grey or RGB, at most 256 colours) instead of each to its nearest entry; a
+    ``min_psnr`` target is judged before dithering.
+    """
+    return encode_with(pixels, _options(colors, options))
+
+
+def encode_with(pixels: Any, options: EncodeOptions) -> bytes:
+    """``encode`` with its options already checked."""
+    layout, plan = _plan_file(pixels, options)
+    out = io.BytesIO()
+    _write_plan(out, layout, plan)
+    return out.getvalue()
+
+
+def save(
+    file: str | os.PathLike | BinaryIO, pixels: Any, colors: int = 256, **options: Any
+) -> None:
+    """Encode ``pixels`` into a path or binary file (numpy.save's argument order).
+
+    Takes ``encode``'s options. The file is written strip by strip as the image is
+    mapped, so its bytes are never all in memory; the palette is fitted and every
+    option checked before anything is written, and a path is replaced atomically, so
+    a failure leaves an existing file as it was.
+    """
+    layout, plan = _plan_file(pixels, _options(colors, options))
+    write_to(file, lambda out: _write_plan(out, layout, plan))
