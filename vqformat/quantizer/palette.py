@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import VQIError
 from . import grey
+from .large import fit_large_kmeans
 
 _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 # Seeds and first iterations run on this many bits a channel: 5 bits is cheaper but
@@ -31,6 +32,9 @@ _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 _COARSE_BITS = 6
 _TOLERANCE = 1e-3  # scikit-learn's relative tolerance, for the coarse and the exact stage
 _MINIBATCH_SIZE = 4096
+LARGE_PALETTE = 1024
+"""From this many colours k-means runs with k-d tree assignment (``large``): scikit-learn's
+Lloyd costs N·k a step, which takes tens of seconds at k = 4096 on a photo."""
 
 Fitter = Callable[["ColorTable", int, int], np.ndarray]
 """(colour table, at most this many colours, seed) -> (k, C) uint8 palette."""
@@ -130,6 +134,9 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     if table.colors.shape[1] == 1:
         return fit_exact_grey(table, colors, seed)
     exact = (table.colors.astype(np.float32), table.counts.astype(np.float64))
+    if colors >= LARGE_PALETTE:
+        with _thread_pools().limit(limits=1):
+            return _to_palette(fit_large_kmeans(*exact, colors, seed, _small_kmeans))
     coarse = reduced_histogram(table, _COARSE_BITS)
     if len(coarse[0]) <= colors:  # too few coarse bins to seed from: fit the exact colours
         coarse = exact
@@ -145,6 +152,11 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
         if coarse is not exact:
             best, _ = _kmeans(*exact, best, 300, _TOLERANCE)
     return _to_palette(best)
+
+
+def _small_kmeans(points: np.ndarray, weights: np.ndarray, colors: int, seed: int) -> np.ndarray:
+    """One k-means++ start and Lloyd's iterations: the coarse split of large palettes."""
+    return _kmeans(points, weights, _seed(points, weights, colors, seed), 300, _TOLERANCE)[0]
 
 
 def fit_minibatch(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
@@ -294,10 +306,14 @@ def _smallest_palette(
     like pngquant's --quality; ``max_colors`` colours if none does.
 
     A binary search over the palette size, as quality rises with it (strictly for the
-    exact grey optimum, up to k-means' local optima otherwise).
+    exact grey optimum, up to k-means' local optima otherwise). The largest palette is
+    fitted first: when it misses the target no smaller one is tried. The probes' cost
+    falls with their size, so a search costs about two fits of the largest palette.
     """
     low, high = 1, min(max_colors, len(table.colors))
     best = _fit_table(table, high, method, seed)
+    if psnr(table, best, assign(table.colors, best)) < min_psnr:
+        return best
     while low < high:
         middle = (low + high) // 2
         palette = _fit_table(table, middle, method, seed)
