@@ -14,7 +14,8 @@ See the README for why.
 
 from __future__ import annotations
 
-from typing import IO
+from collections.abc import Mapping
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageFile, ImagePalette
@@ -22,6 +23,8 @@ from PIL import Image, ImageFile, ImagePalette
 from .errors import VQIError
 from .format import SIGNATURE, iter_index_strips, look_up, verify, write_indexed
 from .format.container import Header, Reader
+from .format.metadata import CHUNK_LIMITS, EXIF_PREFIX, Metadata
+from .format.reading import collect_metadata
 from .format.methods import codec_by_code
 from .options import EncodeOptions
 from .pipeline import quantize_with
@@ -56,21 +59,36 @@ class VQIImageFile(ImageFile.ImageFile):
     def _open(self) -> None:
         assert self.fp is not None
         try:
-            reader = Reader(self.fp)
+            reader = Reader(self.fp, keep=CHUNK_LIMITS)
             header = reader.header
             method = codec_by_code(header.compression).name
             mode = _open_mode(header)
+            palette = reader.read_palette()
             if mode == "P":
-                self.palette = ImagePalette.ImagePalette(header.mode, reader.read_palette())
+                self.palette = ImagePalette.ImagePalette(header.mode, palette)
                 self.palette.dirty = 1  # Image.load hands a dirty palette to the core image
+            metadata = collect_metadata(reader)
         except VQIError as error:  # Pillow's signal for "not readable by this plugin"
             raise SyntaxError(f"broken VQI header: {error}") from error
         self._mode = mode
         self._size = (header.width, header.height)
+        self._set_metadata(metadata)
         self.info["compression"] = method
         self.info["colors"] = header.colors
         # a plain tuple, not ImageFile._Tile, which Pillow before 11 lacks
         self.tile = [(FORMAT, (0, 0, *self._size), 0, None)]
+
+    def _set_metadata(self, metadata: Metadata) -> None:
+        """Pillow's PNG conventions: text entries as str in ``info`` and ``text``, EXIF
+        with its "Exif\\0\\0" prefix (so ``getexif()`` works), XMP and profile as bytes."""
+        self.text = dict(metadata.text)
+        self.info.update(self.text)
+        if metadata.icc_profile:
+            self.info["icc_profile"] = metadata.icc_profile
+        if metadata.exif:
+            self.info["exif"] = EXIF_PREFIX + metadata.exif
+        if metadata.xmp:
+            self.info["xmp"] = metadata.xmp
 
     def load_read(self, read_bytes: int) -> bytes:
         """Plain reads. Defining it tells ``ImageFile.Parser`` that this decoder pulls
@@ -134,11 +152,26 @@ class VQIDecoder(ImageFile.PyDecoder):
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    options = EncodeOptions.from_mapping(im.encoderinfo)
+    options = EncodeOptions.from_mapping({**_kept_metadata(im), **im.encoderinfo})
     entries, indices = _palette_and_indices(im, options, im.encoderinfo)
     write_indexed(
-        fp, entries, indices, compression=options.compression, strip_rows=options.strip_rows
+        fp,
+        entries,
+        indices,
+        compression=options.compression,
+        strip_rows=options.strip_rows,
+        metadata=options.metadata(),
     )
+
+
+def _kept_metadata(im: Image.Image) -> dict[str, Any]:
+    """The image's own profile, EXIF, XMP and text (PNG's ``im.text``), which the
+    ``icc_profile``, ``exif``, ``xmp`` and ``text`` keywords replace."""
+    kept = {name: im.info[name] for name in ("icc_profile", "exif", "xmp") if name in im.info}
+    text = getattr(im, "text", None)
+    if isinstance(text, Mapping) and text:
+        kept["text"] = {str(key): str(value) for key, value in text.items()}
+    return kept
 
 
 def _palette_and_indices(
