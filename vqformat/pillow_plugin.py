@@ -18,14 +18,14 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 import numpy as np
-from PIL import Image, ImageFile, ImagePalette
+from PIL import Image, ImageFile, ImagePalette, PngImagePlugin
 
 from .errors import VQIError
 from .format import SIGNATURE, iter_index_strips, look_up, verify, write_indexed
 from .format.container import Header, Reader
 from .format.metadata import CHUNK_LIMITS, EXIF_PREFIX, Metadata
-from .format.reading import collect_metadata
 from .format.methods import codec_by_code
+from .format.reading import collect_metadata
 from .options import EncodeOptions
 from .pipeline import quantize_with
 
@@ -152,7 +152,7 @@ class VQIDecoder(ImageFile.PyDecoder):
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    options = EncodeOptions.from_mapping({**_kept_metadata(im), **im.encoderinfo})
+    options = EncodeOptions.from_mapping({**image_metadata(im), **im.encoderinfo})
     entries, indices = _palette_and_indices(im, options, im.encoderinfo)
     write_indexed(
         fp,
@@ -164,7 +164,7 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     )
 
 
-def _kept_metadata(im: Image.Image) -> dict[str, Any]:
+def image_metadata(im: Image.Image) -> dict[str, Any]:
     """The image's own profile, EXIF, XMP and text (PNG's ``im.text``), which the
     ``icc_profile``, ``exif``, ``xmp`` and ``text`` keywords replace."""
     kept = {name: im.info[name] for name in ("icc_profile", "exif", "xmp") if name in im.info}
@@ -240,6 +240,30 @@ def _savable(im: Image.Image) -> Image.Image:
             f"samples; convert first, e.g. im.convert('RGB')"
         )
     return im
+
+
+XMP_PNG_KEY = "XML:com.adobe.xmp"  # where PNG keeps XMP: an iTXt chunk of this key
+
+
+def metadata_save_keywords(metadata: Metadata, image_format: str) -> dict[str, Any]:
+    """``Image.save`` keywords that write this metadata in ``image_format``, as far as
+    its Pillow writer can: PNG takes text and XMP as iTXt chunks; WebP, JPEG and TIFF
+    take ``icc_profile``, ``exif`` and ``xmp``; writers ignore keywords they lack."""
+    keywords: dict[str, Any] = {}
+    if metadata.icc_profile:
+        keywords["icc_profile"] = metadata.icc_profile
+    if metadata.exif:
+        keywords["exif"] = EXIF_PREFIX + metadata.exif
+    if metadata.xmp:
+        keywords["xmp"] = metadata.xmp
+    if image_format == "PNG" and (metadata.text or metadata.xmp):
+        chunks = PngImagePlugin.PngInfo()
+        for key, value in metadata.text.items():
+            chunks.add_itxt(key, value, zip=len(value) > 1024)
+        if metadata.xmp:
+            chunks.add_itxt(XMP_PNG_KEY, metadata.xmp.decode(errors="replace"), zip=True)
+        keywords["pnginfo"] = chunks
+    return keywords
 
 
 def register_vqi_opener() -> None:

@@ -8,6 +8,7 @@ them and one bad file does not stop the others. ``-`` names stdin or stdout.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import sys
@@ -19,12 +20,13 @@ from enum import IntEnum
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 import vqformat
 
 from ..format.atomic import OutputExistsError, atomic_output, check_target
 from ..options import EncodeOptions
+from ..pillow_plugin import image_metadata, metadata_save_keywords
 from ..pipeline import encode_with
 from ..quantizer.palette import image_psnr
 
@@ -60,6 +62,7 @@ class FileJob:
 class EncodeJob(FileJob):
     options: EncodeOptions
     skip_if_larger: bool = False
+    strip: bool = False  # drop the input's colour profile, EXIF, XMP and text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,11 +191,10 @@ _EIGHT_BIT_MODES = {
 def image_pixels(image: Image.Image) -> np.ndarray:
     """The uint8 (H, W) or (H, W, C) pixels of an image as displayed.
 
-    EXIF orientation is applied because .vqi keeps no metadata; 16-bit samples keep
-    their top 8 bits; palette and other colour spaces become RGB, or RGBA when they
-    carry transparency.
+    The EXIF orientation is not applied: the EXIF is kept and viewers apply it, as
+    for PNG and WebP. 16-bit samples keep their top 8 bits; palette and other colour
+    spaces become RGB, or RGBA when they carry transparency.
     """
-    image = ImageOps.exif_transpose(image)
     if image.mode in _SIXTEEN_BIT_MODES:
         samples = np.clip(np.asarray(image, dtype=np.int64), 0, 0xFFFF)
         return (samples >> 8).astype(np.uint8)
@@ -264,8 +266,9 @@ def _convert(job: FileJob, convert: Callable[..., Converted]) -> Result:
 def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     with failing_as(ExitStatus.INPUT, "read"), Image.open(stream) as image:
         pixels = image_pixels(image)
+        kept = {} if job.strip else image_metadata(image)
     with failing_as(ExitStatus.INPUT, "encode"):
-        data = encode_with(pixels, job.options)
+        data = encode_with(pixels, dataclasses.replace(job.options, **kept))
     info = vqformat.read_info(data)
     if job.options.min_psnr is not None:
         _check_quality(pixels, data, job.options.min_psnr, info.colors)
@@ -293,9 +296,11 @@ def _check_quality(pixels: np.ndarray, data: bytes, min_psnr: float, colors: int
 
 def _decode(job: DecodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     with failing_as(ExitStatus.CORRUPT, "decode"):
-        image = Image.fromarray(vqformat.decode(stream))
+        data = stream.read()  # read twice: metadata, then pixels
+        keywords = metadata_save_keywords(vqformat.read_metadata(data), job.image_format)
+        image = Image.fromarray(vqformat.decode(data))
     summary = f"{image.width}x{image.height} {image.mode}, {job.image_format}"
-    return Converted(lambda out: image.save(out, format=job.image_format), summary)
+    return Converted(lambda out: image.save(out, format=job.image_format, **keywords), summary)
 
 
 def file_info(source: str) -> dict:
@@ -304,6 +309,8 @@ def file_info(source: str) -> dict:
         stream, size = read_input(source)
     with stream, failing_as(ExitStatus.CORRUPT, "read the header"):
         info = vqformat.read_info(stream)
+        stream.seek(0)
+        metadata = vqformat.read_metadata(stream) if info.metadata else vqformat.Metadata()
     pixels = info.width * info.height
     raw_bytes = pixels * info.channels
     return {
@@ -321,4 +328,27 @@ def file_info(source: str) -> dict:
         "bits_per_pixel": 8 * size / pixels,
         "raw_bytes": raw_bytes,
         "ratio": raw_bytes / size,
+        "metadata": metadata_summary(metadata),
     }
+
+
+def metadata_summary(metadata: vqformat.Metadata) -> dict:
+    """What ``vqi info`` says of the metadata: sizes, the profile's name, the text keys."""
+    summary: dict = {}
+    if metadata.icc_profile:
+        description = profile_description(metadata.icc_profile)
+        summary["icc_profile"] = {"bytes": len(metadata.icc_profile), "description": description}
+    for name in ("exif", "xmp"):
+        if getattr(metadata, name):
+            summary[name] = {"bytes": len(getattr(metadata, name))}
+    if metadata.text:
+        summary["text"] = list(metadata.text)
+    return summary
+
+
+def profile_description(profile: bytes) -> str | None:
+    """The ICC profile's 'desc' tag, or None when Little CMS cannot read the profile."""
+    try:
+        return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile))).strip()
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None
