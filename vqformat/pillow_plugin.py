@@ -1,8 +1,9 @@
 """Pillow plugin: ``Image.open`` and ``Image.save`` for .vqi, registered by ``import vqformat``.
 
-Modelled on Pillow's own PNG and QOI plugins. Opening reads the signature and HEAD
-(and, for a palette image, PLTE) and nothing more; pixels are decoded strip by strip
-on ``load()``. Pillow's decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``) is the
+Modelled on Pillow's own PNG and QOI plugins. Opening reads the signature, HEAD, PLTE
+and the metadata chunks before the first IDAT (a file cut or damaged after HEAD, or
+after PLTE for mode P, still opens, without metadata); pixels are decoded strip by
+strip on ``load()``. Pillow's decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``) is the
 pixel limit here, so the codec's own limit is not applied.
 
 Open modes: a grey file (L or LA samples) opens as ``L`` or ``LA`` whatever its
@@ -63,16 +64,14 @@ class VQIImageFile(ImageFile.ImageFile):
             header = reader.header
             method = codec_by_code(header.compression).name
             mode = _open_mode(header)
-            palette = reader.read_palette()
             if mode == "P":
-                self.palette = ImagePalette.ImagePalette(header.mode, palette)
+                self.palette = ImagePalette.ImagePalette(header.mode, reader.read_palette())
                 self.palette.dirty = 1  # Image.load hands a dirty palette to the core image
-            metadata = collect_metadata(reader)
         except VQIError as error:  # Pillow's signal for "not readable by this plugin"
             raise SyntaxError(f"broken VQI header: {error}") from error
         self._mode = mode
         self._size = (header.width, header.height)
-        self._set_metadata(metadata)
+        self._set_metadata(_metadata_if_readable(reader, palette_read=mode == "P"))
         self.info["compression"] = method
         self.info["colors"] = header.colors
         # a plain tuple, not ImageFile._Tile, which Pillow before 11 lacks
@@ -106,6 +105,18 @@ class VQIImageFile(ImageFile.ImageFile):
         except VQIError as error:
             raise SyntaxError(f"broken VQI file: {error}") from error
         super().verify()
+
+
+def _metadata_if_readable(reader: Reader, palette_read: bool) -> Metadata:
+    """The metadata before the first IDAT, or none if the file is cut or damaged
+    there: opening needs only the header (and PLTE for mode P); ``load()`` reports
+    the damage."""
+    try:
+        if not palette_read:
+            reader.read_palette()
+        return collect_metadata(reader)
+    except VQIError:
+        return Metadata()
 
 
 class VQIDecoder(ImageFile.PyDecoder):

@@ -36,7 +36,7 @@ _SLACK = 64 + MAX_KEY_BYTES  # header bytes and zlib's worst-case growth on stor
 
 CHUNK_LIMITS = {
     ICCP: MAX_PROFILE_BYTES + MAX_PROFILE_BYTES // 1000 + _SLACK,
-    EXIF: MAX_PROFILE_BYTES,
+    EXIF: MAX_PROFILE_BYTES + MAX_PROFILE_BYTES // 1000 + _SLACK,
     XMPT: MAX_PROFILE_BYTES + MAX_PROFILE_BYTES // 1000 + _SLACK,
     ITXT: MAX_TEXT_BYTES + MAX_TEXT_BYTES // 1000 + _SLACK,
 }
@@ -109,6 +109,8 @@ def _parse_into(found: dict[str, Any], chunk_type: bytes, data: bytes | None) ->
             raise VQIError("unknown compression flag")
         found[name] = _inflate(data[1:], MAX_PROFILE_BYTES)
     elif chunk_type == EXIF:
+        if len(data) > MAX_PROFILE_BYTES:
+            raise VQIError(f"more than {MAX_PROFILE_BYTES} bytes")
         found[name] = data
     elif chunk_type == XMPT:
         found[name] = _unpack(data, MAX_PROFILE_BYTES)
