@@ -310,7 +310,7 @@ def file_info(source: str) -> dict:
     with stream, failing_as(ExitStatus.CORRUPT, "read the header"):
         info = vqformat.read_info(stream)
         stream.seek(0)
-        metadata = vqformat.read_metadata(stream) if info.metadata else vqformat.Metadata()
+        metadata = vqformat.read_metadata(stream)
     pixels = info.width * info.height
     raw_bytes = pixels * info.channels
     return {

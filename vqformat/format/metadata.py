@@ -32,6 +32,7 @@ MAX_TEXT_ENTRIES = 64
 MAX_KEY_BYTES = 79
 EXIF_PREFIX = b"Exif\x00\x00"  # JPEG's APP1 marker content, which PNG and VQI leave out
 STORED, ZLIB = 0, 1
+_INFLATE_PIECE = 1 << 20
 _SLACK = 64 + MAX_KEY_BYTES  # header bytes and zlib's worst-case growth on stored blocks
 
 CHUNK_LIMITS = {
@@ -151,17 +152,27 @@ def _unpack(data: bytes, limit: int) -> bytes:
 
 
 def _inflate(data: bytes, limit: int) -> bytes:
-    """Inflate at most ``limit`` bytes: a decompression bomb is refused at the limit."""
-    inflater = zlib.decompressobj()
+    """Inflate a zlib stream of at most ``limit`` bytes. Its size is measured first,
+    a piece at a time, so a decompression bomb is refused having cost one piece."""
+    size = _inflated_size(data, limit)
+    return zlib.decompress(data, bufsize=max(1, size))
+
+
+def _inflated_size(data: bytes, limit: int) -> int:
+    inflater, size = zlib.decompressobj(), 0
     try:
-        out = inflater.decompress(data, limit + 1)
+        while data and size <= limit:
+            size += len(inflater.decompress(data, _INFLATE_PIECE))
+            data = inflater.unconsumed_tail
+        if size <= limit:
+            size += len(inflater.flush())
     except zlib.error as error:
         raise VQIError(f"bad zlib stream ({error})") from None
-    if len(out) > limit:
+    if size > limit:
         raise VQIError(f"inflates to more than {limit} bytes")
     if not inflater.eof or inflater.unused_data:
         raise VQIError("zlib stream is truncated or followed by other bytes")
-    return out
+    return size
 
 
 def _blob(name: str, value: object) -> bytes | None:
@@ -194,13 +205,20 @@ def _text(text: object) -> dict[str, str]:
         raise VQIError(f"at most {MAX_TEXT_ENTRIES} text entries, got {len(text)}")
     entries = {}
     for key, value in text.items():
-        if not isinstance(value, str) or len(value.encode()) > MAX_TEXT_BYTES:
+        if not isinstance(value, str) or len(_utf8(value)) > MAX_TEXT_BYTES:
             raise VQIError(f"text value of {key!r} must be a str of at most {MAX_TEXT_BYTES} bytes")
         entries[_key(key)] = value
     return entries
 
 
 def _key(key: object) -> str:
-    if not isinstance(key, str) or not 1 <= len(key.encode()) <= MAX_KEY_BYTES or "\x00" in key:
+    if not isinstance(key, str) or not 1 <= len(_utf8(key)) <= MAX_KEY_BYTES or "\x00" in key:
         raise VQIError(f"text key {key!r} must be 1..{MAX_KEY_BYTES} UTF-8 bytes without NUL")
     return key
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # lone surrogates
+        raise VQIError(f"text {text!r} cannot be written as UTF-8") from None

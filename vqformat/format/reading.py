@@ -40,8 +40,9 @@ class VQIInfo:
     compression: str
     strip_rows: int
     version: int
-    metadata: tuple[str, ...] = ()
-    """Types of the metadata chunks before the first IDAT, in file order (spec §3.3)."""
+    metadata: tuple[str, ...] | None = None
+    """Types of the metadata chunks before the first IDAT, in file order (spec §3.3);
+    None unless ``read_info(..., metadata=True)`` looked."""
 
 
 @contextmanager
@@ -59,7 +60,7 @@ def _binary_stream(source: Source) -> Iterator[BinaryIO]:
         raise VQIError(f"cannot read a VQI file from {type(source).__name__}")
 
 
-def _info(header: Header, metadata: tuple[str, ...] = ()) -> VQIInfo:
+def _info(header: Header, metadata: tuple[str, ...] | None = None) -> VQIInfo:
     return VQIInfo(
         header.width,
         header.height,
@@ -74,13 +75,16 @@ def _info(header: Header, metadata: tuple[str, ...] = ()) -> VQIInfo:
     )
 
 
-def read_info(source: Source, *, check_crc: bool = True) -> VQIInfo:
-    """Read the chunks before the first IDAT: no pixel data is read or decoded.
+def read_info(source: Source, *, check_crc: bool = True, metadata: bool = False) -> VQIInfo:
+    """Read the header only; no pixel data is read or decoded.
 
-    ``metadata`` lists the metadata chunk types present (skipped, not parsed; see
-    ``read_metadata``). ``check_crc=False`` exists for fuzzing only, as for ``decode``.
+    With ``metadata`` it reads on to the first IDAT and ``VQIInfo.metadata`` lists the
+    metadata chunk types present (skipped, not parsed: see ``read_metadata``).
+    ``check_crc=False`` exists for fuzzing only, as for ``decode``.
     """
     with _binary_stream(source) as stream:
+        if not metadata:
+            return _info(Reader(stream, check_crc=check_crc).header)
         reader = Reader(stream, check_crc=check_crc, keep=dict.fromkeys(METADATA_CHUNKS, 0))
         reader.read_palette()
         reader.read_to_strips()
