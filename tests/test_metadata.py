@@ -422,3 +422,17 @@ def test_cli_info_lists_metadata(tmp_path):
     assert listed["text"] == ["Title", "Comment"]
     text = vqi("info", source).stdout.decode()
     assert "icc profile   'Display P3 (test)'" in text and "text          Title, Comment" in text
+
+
+def test_cli_encode_drops_a_profile_that_no_longer_fits(tmp_path):
+    """A CMYK JPEG's pixels are stored as RGB, so its CMYK profile would mislead."""
+    cmyk_profile = bytearray(srgb_profile())
+    cmyk_profile[16:20] = b"CMYK"
+    source = tmp_path / "print.jpg"
+    Image.new("CMYK", (8, 6), (0, 80, 160, 20)).save(
+        source, icc_profile=bytes(cmyk_profile), exif=real_exif(1)
+    )
+    vqi("encode", source, "-o", tmp_path / "out.vqi")
+    metadata = vqformat.read_metadata(tmp_path / "out.vqi")
+    assert metadata.icc_profile is None and metadata.exif is not None
+    assert vqformat.read_info(tmp_path / "out.vqi").mode == "RGB"

@@ -25,6 +25,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 import vqformat
 
 from ..format.atomic import OutputExistsError, atomic_output, check_target
+from ..format.metadata import profile_fits
 from ..options import EncodeOptions
 from ..pillow_plugin import image_metadata, metadata_save_keywords
 from ..pipeline import encode_with
@@ -266,7 +267,7 @@ def _convert(job: FileJob, convert: Callable[..., Converted]) -> Result:
 def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     with failing_as(ExitStatus.INPUT, "read"), Image.open(stream) as image:
         pixels = image_pixels(image)
-        kept = {} if job.strip else image_metadata(image)
+        kept = {} if job.strip else _fitting_metadata(image, pixels)
     with failing_as(ExitStatus.INPUT, "encode"):
         data = encode_with(pixels, dataclasses.replace(job.options, **kept))
     info = vqformat.read_info(data)
@@ -281,6 +282,16 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     if job.skip_if_larger and len(data) >= input_bytes:
         skipped = f"skipped: {len(data):,} bytes is not smaller than the input's {input_bytes:,}"
     return Converted(lambda out: out.write(data), summary, skipped)
+
+
+def _fitting_metadata(image: Image.Image, pixels: np.ndarray) -> dict:
+    """The image's metadata, less a colour profile that no longer describes the pixels
+    (a CMYK profile once the pixels became RGB)."""
+    kept = image_metadata(image)
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if kept.get("icc_profile") and not profile_fits(kept["icc_profile"], channels):
+        del kept["icc_profile"]
+    return kept
 
 
 def _check_quality(pixels: np.ndarray, data: bytes, min_psnr: float, colors: int) -> None:

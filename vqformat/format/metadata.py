@@ -66,10 +66,6 @@ class Metadata:
     def __bool__(self) -> bool:
         return bool(self.icc_profile or self.exif or self.xmp or self.text)
 
-    def names(self) -> tuple[str, ...]:
-        """What is present: "icc_profile", "exif", "xmp" and "text"."""
-        return tuple(name for name in ("icc_profile", "exif", "xmp", "text") if getattr(self, name))
-
     def chunks(self) -> Iterable[bytes]:
         """The framed chunks, in the order encoders write them (after HEAD)."""
         if self.icc_profile:
@@ -97,6 +93,12 @@ class Metadata:
                     stacklevel=3,
                 )
         return cls(**found)
+
+
+def profile_fits(profile: bytes, channels: int) -> bool:
+    """Whether an ICC profile describes samples of this many channels: its header
+    names its colour space ('GRAY' or 'RGB '), so a CMYK profile never tags RGB."""
+    return profile[16:20] == (b"GRAY" if channels <= 2 else b"RGB ")
 
 
 def _parse_into(found: dict[str, Any], chunk_type: bytes, data: bytes | None) -> None:
