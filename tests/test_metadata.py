@@ -3,6 +3,7 @@ Pillow and the CLI; damaged and hostile chunks."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import struct
@@ -30,7 +31,9 @@ ORIENTATION = 0x0112
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
 
 
+@functools.cache
 def srgb_profile() -> bytes:
+    """Little CMS's sRGB profile; cached, since its header holds the creation time."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
@@ -436,3 +439,15 @@ def test_cli_encode_drops_a_profile_that_no_longer_fits(tmp_path):
     metadata = vqformat.read_metadata(tmp_path / "out.vqi")
     assert metadata.icc_profile is None and metadata.exif is not None
     assert vqformat.read_info(tmp_path / "out.vqi").mode == "RGB"
+
+
+def test_cli_encode_drops_only_what_a_vqi_file_cannot_hold(tmp_path):
+    source = tmp_path / "in.png"
+    text = PngImagePlugin.PngInfo()
+    text.add_text("é" * 79, "a Latin-1 key of 158 UTF-8 bytes")
+    text.add_text("Author", "someone")
+    Image.fromarray(photo()).save(source, pnginfo=text, icc_profile=srgb_profile())
+    vqi("encode", source, "-o", tmp_path / "out.vqi")
+    metadata = vqformat.read_metadata(tmp_path / "out.vqi")
+    assert dict(metadata.text) == {"Author": "someone"}
+    assert metadata.icc_profile == srgb_profile()

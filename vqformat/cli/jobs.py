@@ -25,7 +25,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 import vqformat
 
 from ..format.atomic import OutputExistsError, atomic_output, check_target
-from ..format.metadata import profile_fits
+from ..format.metadata import MAX_TEXT_ENTRIES, profile_fits
 from ..options import EncodeOptions
 from ..pillow_plugin import image_metadata, metadata_save_keywords
 from ..pipeline import encode_with
@@ -285,13 +285,27 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
 
 
 def _fitting_metadata(image: Image.Image, pixels: np.ndarray) -> dict:
-    """The image's metadata, less a colour profile that no longer describes the pixels
-    (a CMYK profile once the pixels became RGB)."""
+    """The image's metadata that a .vqi file can hold: less a colour profile that no
+    longer describes the pixels (a CMYK profile once they became RGB), and less what
+    breaks the limits of spec §3.3 (such as a PNG text key over 79 UTF-8 bytes)."""
     kept = image_metadata(image)
+    text = kept.pop("text", {})
+    kept = {name: value for name, value in kept.items() if _storable(**{name: value})}
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     if kept.get("icc_profile") and not profile_fits(kept["icc_profile"], channels):
         del kept["icc_profile"]
+    entries = [(key, value) for key, value in text.items() if _storable(text={key: value})]
+    if entries:
+        kept["text"] = dict(entries[:MAX_TEXT_ENTRIES])
     return kept
+
+
+def _storable(**metadata: object) -> bool:
+    try:
+        vqformat.Metadata(**metadata)
+    except vqformat.VQIError:
+        return False
+    return True
 
 
 def _check_quality(pixels: np.ndarray, data: bytes, min_psnr: float, colors: int) -> None:
