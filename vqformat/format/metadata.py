@@ -48,7 +48,7 @@ class MetadataWarning(UserWarning):
     """A metadata chunk was malformed and dropped; the image itself is intact."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Metadata:
     """An image's colour profile, EXIF (without the "Exif\\0\\0" prefix), XMP and text."""
 
@@ -65,6 +65,15 @@ class Metadata:
 
     def __bool__(self) -> bool:
         return bool(self.icc_profile or self.exif or self.xmp or self.text)
+
+    def __repr__(self) -> str:
+        """Sizes rather than contents: a profile may be megabytes."""
+        sizes = [
+            f"{name}=<{len(value)} bytes>"
+            for name in ("icc_profile", "exif", "xmp")
+            if (value := getattr(self, name))
+        ]
+        return f"Metadata({', '.join([*sizes, f'text={dict(self.text)!r}'])})"
 
     def chunks(self) -> Iterable[bytes]:
         """The framed chunks, in the order encoders write them (after HEAD)."""
