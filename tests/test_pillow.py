@@ -136,12 +136,13 @@ class ReadTracker(io.BytesIO):
         return data
 
 
-def test_open_reads_no_byte_past_the_header():
+def test_open_reads_no_byte_past_the_first_strip_header():
+    """Opening reads the metadata chunks (spec 3.3), which end at the first IDAT."""
     data = vqformat.encode_indexed(np.zeros((300, 3), np.uint8), np.zeros((64, 64), np.uint16))
     stream = ReadTracker(data)
     with Image.open(stream) as im:
         assert im.mode == "RGB"
-        assert stream.furthest == HEAD_END
+        assert stream.furthest == HEAD_END + 12 + 900 + 8
         im.load()
     assert stream.furthest == len(data)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import vqformat
-from vqformat.format.container import IEND, chunk_bytes
+from vqformat.format.container import IEND, PLTE, chunk_bytes
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 
@@ -137,6 +137,94 @@ def main() -> None:
     palette, indices = _palette(3, 3), _cycle(2, 4, 3)
     data = _with_ancillary_chunk(vqformat.encode_indexed(palette, indices, compression="stored"))
     _write("rgb-k3-ancillary", data, palette, indices, decode_only=True)
+    write_metadata_vectors()
+
+
+XMP_PACKET = (
+    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+    'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+    'xmlns:dc="http://purl.org/dc/elements/1.1/" dc:format="image/x-vqi"/>'
+    '</rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+).encode()
+
+
+def _exif_block() -> bytes:
+    """A big-endian EXIF block: orientation 6 (rotate 90° clockwise to view), make, model."""
+    header = b"MM\x00*" + struct.pack(">I", 8)
+    entries = [(0x010F, 2, b"VQI\x00"), (0x0110, 2, b"Ref\x00"), (0x0112, 3, struct.pack(">H", 6))]
+    ifd = struct.pack(">H", len(entries))
+    for tag, kind, value in entries:
+        ifd += struct.pack(">HHI", tag, kind, len(value) if kind == 2 else 1)
+        ifd += value.ljust(4, b"\x00")
+    return header + ifd + struct.pack(">I", 0)
+
+
+def _icc_profile() -> bytes:
+    """A minimal ICC v2 header with a 'desc' tag: enough to name the profile."""
+    description = b"vqi test profile\x00"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(description)) + description
+    desc += bytes(4 + 4 + 2 + 1 + 67)  # empty Unicode and ScriptCode descriptions
+    tags = struct.pack(">I", 1) + struct.pack(">4sII", b"desc", 128 + 16, len(desc))
+    body = tags + desc
+    size = 128 + len(body)
+    header = struct.pack(">I4s4s", size, b"none", bytes([2, 0x10, 0, 0]))
+    header += b"mntrRGB XYZ " + bytes(12) + b"acsp" + bytes(128 - 40)
+    return header + body
+
+
+def _metadata_json(metadata: vqformat.Metadata) -> dict:
+    """The metadata as JSON: profile and EXIF in hex, XMP and text as strings."""
+    described: dict = {}
+    if metadata.icc_profile:
+        described["icc_profile"] = metadata.icc_profile.hex()
+    if metadata.exif:
+        described["exif"] = metadata.exif.hex()
+    if metadata.xmp:
+        described["xmp"] = metadata.xmp.decode()
+    if metadata.text:
+        described["text"] = dict(metadata.text)
+    return described
+
+
+def _with_chunks_before_palette(data: bytes, *chunks: bytes) -> bytes:
+    """Insert chunks after the encoder's metadata chunks, just before PLTE."""
+    plte = data.index(PLTE) - 4
+    return data[:plte] + b"".join(chunks) + data[plte:]
+
+
+def write_metadata_vectors() -> None:
+    """meta-*: one vector per metadata chunk of spec section 3.3, and one whose
+    malformed metadata chunks a decoder drops (its JSON lists what remains)."""
+    palette, indices = _palette(3, 3), _cycle(2, 4, 3)
+    cases = {
+        "meta-iccp": vqformat.Metadata(icc_profile=_icc_profile()),
+        "meta-exif": vqformat.Metadata(exif=_exif_block()),
+        "meta-xmpt": vqformat.Metadata(xmp=XMP_PACKET),
+        "meta-itxt": vqformat.Metadata(
+            text={"Title": "Palette test", "Comment": "Ünïcödé, repeated. " * 20}
+        ),
+    }
+    for name, metadata in cases.items():
+        data = vqformat.encode_indexed(palette, indices, compression="deflate", metadata=metadata)
+        _write(name, data, palette, indices, decode_only=True, metadata=_metadata_json(metadata))
+    kept = vqformat.Metadata(exif=_exif_block(), text={"Title": "kept"})
+    data = _with_chunks_before_palette(
+        vqformat.encode_indexed(palette, indices, compression="stored", metadata=kept),
+        chunk_bytes(b"iCCP", b"\x01" + b"not a zlib stream"),
+        chunk_bytes(b"xMPt", b"\x07" + XMP_PACKET),
+        chunk_bytes(b"iTXt", b"Title\x00\x00repeated key"),
+        chunk_bytes(b"eXIf", b"II*\x00second EXIF"),
+    )
+    _write(
+        "meta-dropped",
+        data,
+        palette,
+        indices,
+        decode_only=True,
+        metadata=_metadata_json(kept),
+        dropped=4,
+    )
 
 
 if __name__ == "__main__":

@@ -9,11 +9,14 @@ and ``image.save("x.vqi")`` work. Layers, each importing only those before it:
 from .errors import VQIError
 from .format import (
     MAX_PIXELS,
+    Metadata,
+    MetadataWarning,
     VQIInfo,
     decode,
     decode_indexed,
     encode_indexed,
     read_info,
+    read_metadata,
     verify,
     write_indexed,
 )
@@ -26,6 +29,8 @@ __version__ = "1.0.0"
 __all__ = [
     "MAX_PIXELS",
     "EncodeOptions",
+    "Metadata",
+    "MetadataWarning",
     "VQIError",
     "VQIInfo",
     "__version__",
@@ -35,6 +40,7 @@ __all__ = [
     "encode_indexed",
     "quantize",
     "read_info",
+    "read_metadata",
     "register_vqi_opener",
     "save",
     "verify",

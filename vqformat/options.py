@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import VQIError, check_integer
 from .format.container import MAX_COLORS
+from .format.metadata import Metadata
 from .format.methods import COMPRESSION_METHODS, DEFAULT_COMPRESSION
 from .format.writing import as_palette
 from .quantizer.palette import DEFAULT_PALETTE_METHOD, PALETTE_METHODS
@@ -72,6 +73,10 @@ class EncodeOptions:
         type=int,
     )
     palette: np.ndarray | None = field(default=None, compare=False, metadata={"help": ""})
+    icc_profile: bytes | None = field(default=None, metadata={"help": "ICC colour profile"})
+    exif: bytes | None = field(default=None, metadata={"help": "EXIF, Image.Exif or bytes"})
+    xmp: bytes | None = field(default=None, metadata={"help": "XMP packet, bytes or str"})
+    text: Mapping[str, str] | None = field(default=None, metadata={"help": "text entries"})
 
     def __post_init__(self) -> None:
         for name, value in _checked(self).items():
@@ -82,6 +87,10 @@ class EncodeOptions:
         """The options named in ``values`` (Pillow's ``encoderinfo``, argparse's
         namespace as a dict); other keys belong to other formats or commands."""
         return cls(**{name: values[name] for name in option_names() if name in values})
+
+    def metadata(self) -> Metadata:
+        """The metadata chunks to store (spec §3.3)."""
+        return Metadata(self.icc_profile, self.exif, self.xmp, self.text or {})
 
     def fit_options(self) -> dict[str, Any]:
         """The keywords of the quantizer's palette fit."""
@@ -106,7 +115,12 @@ def command_line_options() -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
 
 def _checked(options: EncodeOptions) -> dict[str, Any]:
     """Each option's value, normalised, or a VQIError naming what is wrong."""
+    metadata = options.metadata()
     return {
+        "icc_profile": metadata.icc_profile,
+        "exif": metadata.exif,
+        "xmp": metadata.xmp,
+        "text": dict(metadata.text) or None,
         "colors": check_integer("colors", options.colors, 1, MAX_COLORS),
         "method": _known("palette method", options.method, PALETTE_METHODS),
         "compression": _known("compression", options.compression, COMPRESSION_METHODS),

@@ -1,8 +1,9 @@
 """Pillow plugin: ``Image.open`` and ``Image.save`` for .vqi, registered by ``import vqformat``.
 
-Modelled on Pillow's own PNG and QOI plugins. Opening reads the signature and HEAD
-(and, for a palette image, PLTE) and nothing more; pixels are decoded strip by strip
-on ``load()``. Pillow's decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``) is the
+Modelled on Pillow's own PNG and QOI plugins. Opening reads the signature, HEAD, PLTE
+and the metadata chunks before the first IDAT (a file cut or damaged after HEAD, or
+after PLTE for mode P, still opens, without metadata); pixels are decoded strip by
+strip on ``load()``. Pillow's decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``) is the
 pixel limit here, so the codec's own limit is not applied.
 
 Open modes: a grey file (L or LA samples) opens as ``L`` or ``LA`` whatever its
@@ -14,15 +15,18 @@ See the README for why.
 
 from __future__ import annotations
 
-from typing import IO
+from collections.abc import Mapping
+from typing import IO, Any
 
 import numpy as np
-from PIL import Image, ImageFile, ImagePalette
+from PIL import Image, ImageFile, ImagePalette, PngImagePlugin
 
 from .errors import VQIError
 from .format import SIGNATURE, iter_index_strips, look_up, verify, write_indexed
 from .format.container import Header, Reader
+from .format.metadata import CHUNK_LIMITS, EXIF_PREFIX, Metadata
 from .format.methods import codec_by_code
+from .format.reading import collect_metadata
 from .options import EncodeOptions
 from .pipeline import quantize_with
 
@@ -56,7 +60,7 @@ class VQIImageFile(ImageFile.ImageFile):
     def _open(self) -> None:
         assert self.fp is not None
         try:
-            reader = Reader(self.fp)
+            reader = Reader(self.fp, keep=CHUNK_LIMITS)
             header = reader.header
             method = codec_by_code(header.compression).name
             mode = _open_mode(header)
@@ -67,10 +71,23 @@ class VQIImageFile(ImageFile.ImageFile):
             raise SyntaxError(f"broken VQI header: {error}") from error
         self._mode = mode
         self._size = (header.width, header.height)
+        self._set_metadata(_metadata_if_readable(reader, palette_read=mode == "P"))
         self.info["compression"] = method
         self.info["colors"] = header.colors
         # a plain tuple, not ImageFile._Tile, which Pillow before 11 lacks
         self.tile = [(FORMAT, (0, 0, *self._size), 0, None)]
+
+    def _set_metadata(self, metadata: Metadata) -> None:
+        """Pillow's PNG conventions: text entries as str in ``info`` and ``text``, EXIF
+        with its "Exif\\0\\0" prefix (so ``getexif()`` works), XMP and profile as bytes."""
+        self.text = dict(metadata.text)
+        self.info.update(self.text)
+        if metadata.icc_profile:
+            self.info["icc_profile"] = metadata.icc_profile
+        if metadata.exif:
+            self.info["exif"] = EXIF_PREFIX + metadata.exif
+        if metadata.xmp:
+            self.info["xmp"] = metadata.xmp
 
     def load_read(self, read_bytes: int) -> bytes:
         """Plain reads. Defining it tells ``ImageFile.Parser`` that this decoder pulls
@@ -88,6 +105,18 @@ class VQIImageFile(ImageFile.ImageFile):
         except VQIError as error:
             raise SyntaxError(f"broken VQI file: {error}") from error
         super().verify()
+
+
+def _metadata_if_readable(reader: Reader, palette_read: bool) -> Metadata:
+    """The metadata before the first IDAT, or none if the file is cut or damaged
+    there: opening needs only the header (and PLTE for mode P); ``load()`` reports
+    the damage."""
+    try:
+        if not palette_read:
+            reader.read_palette()
+        return collect_metadata(reader)
+    except VQIError:
+        return Metadata()
 
 
 class VQIDecoder(ImageFile.PyDecoder):
@@ -134,11 +163,26 @@ class VQIDecoder(ImageFile.PyDecoder):
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    options = EncodeOptions.from_mapping(im.encoderinfo)
+    options = EncodeOptions.from_mapping({**image_metadata(im), **im.encoderinfo})
     entries, indices = _palette_and_indices(im, options, im.encoderinfo)
     write_indexed(
-        fp, entries, indices, compression=options.compression, strip_rows=options.strip_rows
+        fp,
+        entries,
+        indices,
+        compression=options.compression,
+        strip_rows=options.strip_rows,
+        metadata=options.metadata(),
     )
+
+
+def image_metadata(im: Image.Image) -> dict[str, Any]:
+    """The image's own profile, EXIF, XMP and text (PNG's ``im.text``), which the
+    ``icc_profile``, ``exif``, ``xmp`` and ``text`` keywords replace."""
+    kept = {name: im.info[name] for name in ("icc_profile", "exif", "xmp") if name in im.info}
+    text = getattr(im, "text", None)
+    if isinstance(text, Mapping) and text:
+        kept["text"] = {str(key): str(value) for key, value in text.items()}
+    return kept
 
 
 def _palette_and_indices(
@@ -207,6 +251,30 @@ def _savable(im: Image.Image) -> Image.Image:
             f"samples; convert first, e.g. im.convert('RGB')"
         )
     return im
+
+
+XMP_PNG_KEY = "XML:com.adobe.xmp"  # where PNG keeps XMP: an iTXt chunk of this key
+
+
+def metadata_save_keywords(metadata: Metadata, image_format: str) -> dict[str, Any]:
+    """``Image.save`` keywords that write this metadata in ``image_format``, as far as
+    its Pillow writer can: PNG takes text and XMP as iTXt chunks; WebP, JPEG and TIFF
+    take ``icc_profile``, ``exif`` and ``xmp``; writers ignore keywords they lack."""
+    keywords: dict[str, Any] = {}
+    if metadata.icc_profile:
+        keywords["icc_profile"] = metadata.icc_profile
+    if metadata.exif:
+        keywords["exif"] = EXIF_PREFIX + metadata.exif
+    if metadata.xmp:
+        keywords["xmp"] = metadata.xmp
+    if image_format == "PNG" and (metadata.text or metadata.xmp):
+        chunks = PngImagePlugin.PngInfo()
+        for key, value in metadata.text.items():
+            chunks.add_itxt(key, value, zip=len(value) > 1024)
+        if metadata.xmp:
+            chunks.add_itxt(XMP_PNG_KEY, metadata.xmp.decode(errors="replace"), zip=True)
+        keywords["pnginfo"] = chunks
+    return keywords
 
 
 def register_vqi_opener() -> None:

@@ -142,8 +142,8 @@ def _plan_file(pixels: Any, options: EncodeOptions) -> tuple[Layout, _IndexPlan]
     return layout, _plan_indices(image, options)
 
 
-def _write_plan(out: BinaryIO, layout: Layout, plan: _IndexPlan) -> None:
-    layout.write(out, plan.palette, plan.strip_indices)
+def _write_plan(out: BinaryIO, layout: Layout, plan: _IndexPlan, options: EncodeOptions) -> None:
+    layout.write(out, plan.palette, plan.strip_indices, options.metadata())
 
 
 def encode(pixels: np.ndarray, colors: int = 256, **options: Any) -> bytes:
@@ -159,7 +159,8 @@ def encode(pixels: np.ndarray, colors: int = 256, **options: Any) -> bytes:
     and maps every pixel to its nearest entry (``colors``, ``method`` and ``min_psnr``
     are then unused). ``dither`` maps the pixels by Floyd-Steinberg error diffusion
     (grey or RGB, at most 256 colours) instead of each to its nearest entry; a
-    ``min_psnr`` target is judged before dithering.
+    ``min_psnr`` target is judged before dithering. ``icc_profile``, ``exif``, ``xmp``
+    (bytes) and ``text`` (a str -> str mapping) are stored as metadata chunks.
     """
     return encode_with(pixels, _options(colors, options))
 
@@ -168,7 +169,7 @@ def encode_with(pixels: Any, options: EncodeOptions) -> bytes:
     """``encode`` with its options already checked."""
     layout, plan = _plan_file(pixels, options)
     out = io.BytesIO()
-    _write_plan(out, layout, plan)
+    _write_plan(out, layout, plan, options)
     return out.getvalue()
 
 
@@ -182,5 +183,6 @@ def save(
     option checked before anything is written, and a path is replaced atomically, so
     a failure leaves an existing file as it was.
     """
-    layout, plan = _plan_file(pixels, _options(colors, options))
-    write_to(file, lambda out: _write_plan(out, layout, plan))
+    checked = _options(colors, options)
+    layout, plan = _plan_file(pixels, checked)
+    write_to(file, lambda out: _write_plan(out, layout, plan, checked))

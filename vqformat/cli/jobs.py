@@ -8,6 +8,7 @@ them and one bad file does not stop the others. ``-`` names stdin or stdout.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import sys
@@ -19,12 +20,14 @@ from enum import IntEnum
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 import vqformat
 
 from ..format.atomic import OutputExistsError, atomic_output, check_target
+from ..format.metadata import MAX_TEXT_ENTRIES, profile_fits
 from ..options import EncodeOptions
+from ..pillow_plugin import image_metadata, metadata_save_keywords
 from ..pipeline import encode_with
 from ..quantizer.palette import image_psnr
 
@@ -60,6 +63,7 @@ class FileJob:
 class EncodeJob(FileJob):
     options: EncodeOptions
     skip_if_larger: bool = False
+    strip: bool = False  # drop the input's colour profile, EXIF, XMP and text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,11 +192,10 @@ _EIGHT_BIT_MODES = {
 def image_pixels(image: Image.Image) -> np.ndarray:
     """The uint8 (H, W) or (H, W, C) pixels of an image as displayed.
 
-    EXIF orientation is applied because .vqi keeps no metadata; 16-bit samples keep
-    their top 8 bits; palette and other colour spaces become RGB, or RGBA when they
-    carry transparency.
+    The EXIF orientation is not applied: the EXIF is kept and viewers apply it, as
+    for PNG and WebP. 16-bit samples keep their top 8 bits; palette and other colour
+    spaces become RGB, or RGBA when they carry transparency.
     """
-    image = ImageOps.exif_transpose(image)
     if image.mode in _SIXTEEN_BIT_MODES:
         samples = np.clip(np.asarray(image, dtype=np.int64), 0, 0xFFFF)
         return (samples >> 8).astype(np.uint8)
@@ -264,8 +267,9 @@ def _convert(job: FileJob, convert: Callable[..., Converted]) -> Result:
 def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     with failing_as(ExitStatus.INPUT, "read"), Image.open(stream) as image:
         pixels = image_pixels(image)
+        kept = {} if job.strip else _fitting_metadata(image, pixels)
     with failing_as(ExitStatus.INPUT, "encode"):
-        data = encode_with(pixels, job.options)
+        data = encode_with(pixels, dataclasses.replace(job.options, **kept))
     info = vqformat.read_info(data)
     if job.options.min_psnr is not None:
         _check_quality(pixels, data, job.options.min_psnr, info.colors)
@@ -278,6 +282,30 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     if job.skip_if_larger and len(data) >= input_bytes:
         skipped = f"skipped: {len(data):,} bytes is not smaller than the input's {input_bytes:,}"
     return Converted(lambda out: out.write(data), summary, skipped)
+
+
+def _fitting_metadata(image: Image.Image, pixels: np.ndarray) -> dict:
+    """The image's metadata that a .vqi file can hold: less a colour profile that no
+    longer describes the pixels (a CMYK profile once they became RGB), and less what
+    breaks the limits of spec §3.3 (such as a PNG text key over 79 UTF-8 bytes)."""
+    kept = image_metadata(image)
+    text = kept.pop("text", {})
+    kept = {name: value for name, value in kept.items() if _storable(**{name: value})}
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if kept.get("icc_profile") and not profile_fits(kept["icc_profile"], channels):
+        del kept["icc_profile"]
+    entries = [(key, value) for key, value in text.items() if _storable(text={key: value})]
+    if entries:
+        kept["text"] = dict(entries[:MAX_TEXT_ENTRIES])
+    return kept
+
+
+def _storable(**metadata: object) -> bool:
+    try:
+        vqformat.Metadata(**metadata)
+    except vqformat.VQIError:
+        return False
+    return True
 
 
 def _check_quality(pixels: np.ndarray, data: bytes, min_psnr: float, colors: int) -> None:
@@ -293,9 +321,11 @@ def _check_quality(pixels: np.ndarray, data: bytes, min_psnr: float, colors: int
 
 def _decode(job: DecodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     with failing_as(ExitStatus.CORRUPT, "decode"):
-        image = Image.fromarray(vqformat.decode(stream))
+        data = stream.read()  # read twice: metadata, then pixels
+        keywords = metadata_save_keywords(vqformat.read_metadata(data), job.image_format)
+        image = Image.fromarray(vqformat.decode(data))
     summary = f"{image.width}x{image.height} {image.mode}, {job.image_format}"
-    return Converted(lambda out: image.save(out, format=job.image_format), summary)
+    return Converted(lambda out: image.save(out, format=job.image_format, **keywords), summary)
 
 
 def file_info(source: str) -> dict:
@@ -304,6 +334,8 @@ def file_info(source: str) -> dict:
         stream, size = read_input(source)
     with stream, failing_as(ExitStatus.CORRUPT, "read the header"):
         info = vqformat.read_info(stream)
+        stream.seek(0)
+        metadata = vqformat.read_metadata(stream)
     pixels = info.width * info.height
     raw_bytes = pixels * info.channels
     return {
@@ -321,4 +353,27 @@ def file_info(source: str) -> dict:
         "bits_per_pixel": 8 * size / pixels,
         "raw_bytes": raw_bytes,
         "ratio": raw_bytes / size,
+        "metadata": metadata_summary(metadata),
     }
+
+
+def metadata_summary(metadata: vqformat.Metadata) -> dict:
+    """What ``vqi info`` says of the metadata: sizes, the profile's name, the text keys."""
+    summary: dict = {}
+    if metadata.icc_profile:
+        description = profile_description(metadata.icc_profile)
+        summary["icc_profile"] = {"bytes": len(metadata.icc_profile), "description": description}
+    for name in ("exif", "xmp"):
+        if getattr(metadata, name):
+            summary[name] = {"bytes": len(getattr(metadata, name))}
+    if metadata.text:
+        summary["text"] = list(metadata.text)
+    return summary
+
+
+def profile_description(profile: bytes) -> str | None:
+    """The ICC profile's 'desc' tag, or None when Little CMS cannot read the profile."""
+    try:
+        return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile))).strip()
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None

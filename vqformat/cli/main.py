@@ -228,6 +228,11 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
         help="do not write a result that is not smaller than its input (exit status 98)",
     )
     parser.add_argument(
+        "--strip",
+        action="store_true",
+        help="drop the input's colour profile, EXIF, XMP and text (kept by default)",
+    )
+    parser.add_argument(
         "--palette",
         metavar="FILE",
         help="encode every image with this palette file (from vqi fit-palette) instead of "
@@ -245,6 +250,7 @@ def run_encode(args: argparse.Namespace) -> int:
             force=args.force,
             options=EncodeOptions.from_mapping({**vars(args), "palette": shared_palette}),
             skip_if_larger=args.skip_if_larger,
+            strip=args.strip,
         )
         for source, target in zip(args.inputs, targets, strict=True)
     ]
@@ -401,8 +407,23 @@ def describe_info(info: dict) -> str:
             f"  file          {info['bytes']:,} bytes, {info['bits_per_pixel']:.3f} bits per pixel",
             f"  ratio         {info['ratio']:.2f}:1 against raw {info['mode']} "
             f"({info['raw_bytes']:,} bytes)",
+            *describe_metadata(info["metadata"]),
         )
     )
+
+
+def describe_metadata(metadata: dict) -> list[str]:
+    lines = []
+    if "icc_profile" in metadata:
+        profile = metadata["icc_profile"]
+        name = f"{profile['description']!r}, " if profile["description"] else ""
+        lines.append(f"  icc profile   {name}{profile['bytes']:,} bytes")
+    for key, label in (("exif", "exif"), ("xmp", "xmp")):
+        if key in metadata:
+            lines.append(f"  {label:<13} {metadata[key]['bytes']:,} bytes")
+    if "text" in metadata:
+        lines.append(f"  text          {', '.join(metadata['text'])}")
+    return lines
 
 
 def run_info(args: argparse.Namespace) -> int:

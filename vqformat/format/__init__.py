@@ -6,6 +6,7 @@ knows nothing of how one is fitted.
 """
 
 from .container import MAX_COLORS, SIGNATURE, bits_for_colors
+from .metadata import Metadata, MetadataWarning
 from .methods import COMPRESSION_METHODS, DEFAULT_COMPRESSION
 from .reading import (
     MAX_PIXELS,
@@ -16,6 +17,7 @@ from .reading import (
     iter_index_strips,
     look_up,
     read_info,
+    read_metadata,
     verify,
 )
 from .writing import encode_indexed, write_indexed, write_to
@@ -26,6 +28,8 @@ __all__ = [
     "MAX_COLORS",
     "MAX_PIXELS",
     "SIGNATURE",
+    "Metadata",
+    "MetadataWarning",
     "Source",
     "VQIInfo",
     "bits_for_colors",
@@ -35,6 +39,7 @@ __all__ = [
     "iter_index_strips",
     "look_up",
     "read_info",
+    "read_metadata",
     "verify",
     "write_indexed",
     "write_to",

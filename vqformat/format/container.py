@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -136,7 +136,10 @@ def chunk_bytes(chunk_type: bytes, data: bytes) -> bytes:
 class Writer:
     """Writes a file chunk by chunk, so index strips can be produced one at a time."""
 
-    def __init__(self, out: BinaryIO, header: Header, palette: bytes) -> None:
+    def __init__(
+        self, out: BinaryIO, header: Header, palette: bytes, ancillary: Iterable[bytes] = ()
+    ) -> None:
+        """``ancillary``: framed chunks (metadata) written between HEAD and PLTE."""
         if len(palette) != header.colors * header.channels:
             raise VQIError(
                 f"palette holds {len(palette)} bytes, expected "
@@ -147,6 +150,8 @@ class Writer:
         self._strips_written = 0
         out.write(SIGNATURE)
         out.write(chunk_bytes(HEAD, header.to_bytes()))
+        for chunk in ancillary:
+            out.write(chunk)
         out.write(chunk_bytes(PLTE, bytes(palette)))
 
     def write_strip(self, payload: bytes) -> None:
@@ -167,11 +172,20 @@ class Reader:
     Construction reads the signature and HEAD chunk and nothing more. Every chunk's
     CRC is checked unless ``check_crc`` is false (for fuzzing only). Reading stops at
     IEND; bytes after it are never read.
+
+    ``keep`` maps ancillary chunk types to the longest data worth reading: such chunks
+    met before the first IDAT are collected in ``kept`` as (type, data, offset), with
+    None for data longer than that (skipped unread, so a forged length costs nothing).
     """
 
-    def __init__(self, stream: BinaryIO, check_crc: bool = True) -> None:
+    def __init__(
+        self, stream: BinaryIO, check_crc: bool = True, keep: Mapping[bytes, int] | None = None
+    ) -> None:
         self._stream = stream
         self._check_crc = check_crc
+        self._keep = dict(keep or {})
+        self._pending: tuple[int, bytes, int] | None = None
+        self.kept: list[tuple[bytes, bytes | None, int]] = []
         self.offset = 0
         signature = self._read_exact(len(SIGNATURE), "signature")
         if signature != SIGNATURE:
@@ -196,7 +210,18 @@ class Reader:
         for strip in range(self.header.strip_count):
             rows = self.header.strip_span(strip)[1]
             yield self._next_critical(IDAT, max_payload(rows))
+            self._keep.clear()  # metadata lives before the first IDAT (spec §3.3)
         self._next_critical(IEND, 0, exact=True)
+
+    def read_to_strips(self) -> None:
+        """After ``read_palette``: read the ancillary chunks before the first IDAT (so
+        ``kept`` is complete), leaving that chunk for ``iter_strips``."""
+        while True:
+            prefix = self._read_chunk_prefix()
+            if is_critical(prefix[1]):
+                self._pending = prefix
+                return
+            self._read_ancillary(*prefix)
 
     def _next_critical(self, expected: bytes, limit: int, exact: bool = False) -> bytes:
         """Skip ancillary chunks and return the data of the critical chunk ``expected``."""
@@ -214,9 +239,22 @@ class Reader:
                     f"{expected.decode()} was due",
                     at,
                 )
+            self._read_ancillary(length, chunk_type, at)
+
+    def _read_ancillary(self, length: int, chunk_type: bytes, at: int) -> None:
+        """Skip an ancillary chunk, or read it into ``kept`` if it is wanted."""
+        limit = self._keep.get(chunk_type)
+        if limit is None:
             self._read_chunk_body(length, chunk_type, at, limit=None)
+            return
+        wanted = length <= limit
+        data = self._read_chunk_body(length, chunk_type, at, limit=length if wanted else None)
+        self.kept.append((chunk_type, data if wanted else None, at))
 
     def _read_chunk_prefix(self) -> tuple[int, bytes, int]:
+        if self._pending is not None:
+            prefix, self._pending = self._pending, None
+            return prefix
         at = self.offset
         length, chunk_type = _CHUNK_PREFIX.unpack(self._read_exact(8, "chunk header"))
         if not chunk_type.isalpha():

@@ -19,6 +19,7 @@ from ..errors import VQIError
 from . import methods
 from .bitpack import index_dtype
 from .container import Header, Reader
+from .metadata import CHUNK_LIMITS, METADATA_CHUNKS, Metadata
 
 Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
@@ -39,6 +40,9 @@ class VQIInfo:
     compression: str
     strip_rows: int
     version: int
+    metadata: tuple[str, ...] | None = None
+    """Types of the metadata chunks before the first IDAT, in file order (spec §3.3);
+    None unless ``read_info(..., metadata=True)`` looked."""
 
 
 @contextmanager
@@ -56,7 +60,7 @@ def _binary_stream(source: Source) -> Iterator[BinaryIO]:
         raise VQIError(f"cannot read a VQI file from {type(source).__name__}")
 
 
-def _info(header: Header) -> VQIInfo:
+def _info(header: Header, metadata: tuple[str, ...] | None = None) -> VQIInfo:
     return VQIInfo(
         header.width,
         header.height,
@@ -67,16 +71,43 @@ def _info(header: Header) -> VQIInfo:
         methods.codec_by_code(header.compression).name,
         header.strip_rows,
         header.version,
+        metadata,
     )
 
 
-def read_info(source: Source, *, check_crc: bool = True) -> VQIInfo:
+def read_info(source: Source, *, check_crc: bool = True, metadata: bool = False) -> VQIInfo:
     """Read the header only; no pixel data is read or decoded.
 
+    With ``metadata`` it reads on to the first IDAT and ``VQIInfo.metadata`` lists the
+    metadata chunk types present (skipped, not parsed: see ``read_metadata``).
     ``check_crc=False`` exists for fuzzing only, as for ``decode``.
     """
     with _binary_stream(source) as stream:
-        return _info(Reader(stream, check_crc=check_crc).header)
+        if not metadata:
+            return _info(Reader(stream, check_crc=check_crc).header)
+        reader = Reader(stream, check_crc=check_crc, keep=dict.fromkeys(METADATA_CHUNKS, 0))
+        reader.read_palette()
+        reader.read_to_strips()
+        return _info(reader.header, tuple(chunk[0].decode() for chunk in reader.kept))
+
+
+def read_metadata(source: Source) -> Metadata:
+    """The colour profile, EXIF, XMP and text of a file, reading no pixel data.
+
+    A malformed metadata chunk is dropped with a ``MetadataWarning`` (spec §3.3);
+    each is bounded in size, so hostile chunks cost little memory.
+    """
+    with _binary_stream(source) as stream:
+        reader = Reader(stream, keep=CHUNK_LIMITS)
+        reader.read_palette()
+        return collect_metadata(reader)
+
+
+def collect_metadata(reader: Reader) -> Metadata:
+    """The metadata of a reader made with ``keep=CHUNK_LIMITS`` and past PLTE; it is
+    left before the first IDAT, so ``iter_index_strips`` can follow."""
+    reader.read_to_strips()
+    return Metadata.from_chunks(reader.kept)
 
 
 def _decode_strip(codec: methods.StripCodec, header: Header, strip: int, payload: bytes):

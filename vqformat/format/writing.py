@@ -17,6 +17,7 @@ from ..errors import VQIError
 from . import methods
 from .atomic import atomic_output
 from .container import MAX_COLORS, Header, Writer
+from .metadata import Metadata
 
 STRIP_PIXELS = 1 << 20
 """Largest strip the encoder writes by default, in pixels: it bounds the memory of
@@ -57,7 +58,13 @@ class Layout:
         Header(width, height, 1, 1, codec.code, rows)  # the container checks the fields
         return cls(height, width, codec, rows)
 
-    def write(self, out: BinaryIO, palette: np.ndarray, strip_indices: StripIndices) -> None:
+    def write(
+        self,
+        out: BinaryIO,
+        palette: np.ndarray,
+        strip_indices: StripIndices,
+        metadata: Metadata | None = None,
+    ) -> None:
         """Write the file strip by strip: only one strip's indices exist at a time."""
         header = Header(
             self.width,
@@ -67,7 +74,8 @@ class Layout:
             self.codec.code,
             self.strip_rows,
         )
-        writer = Writer(out, header, palette.tobytes())
+        chunks = metadata.chunks() if metadata else ()
+        writer = Writer(out, header, palette.tobytes(), chunks)
         for strip in range(header.strip_count):
             first, rows = header.strip_span(strip)
             indices = strip_indices(first, rows).reshape(rows, self.width)
@@ -82,8 +90,11 @@ def write_indexed(
     *,
     compression: str = methods.DEFAULT_COMPRESSION,
     strip_rows: int | None = None,
+    metadata: Metadata | None = None,
 ) -> None:
-    """Write a palette (k, C) and indices (H, W) as a .vqi file, without any quantization."""
+    """Write a palette (k, C) and indices (H, W) as a .vqi file, without any quantization.
+
+    ``metadata`` (colour profile, EXIF, XMP, text) is stored as ancillary chunks."""
     palette = as_palette(palette)
     indices = np.asarray(indices)
     if indices.ndim != 2 or indices.size == 0:
@@ -93,7 +104,7 @@ def write_indexed(
     if indices.min() < 0 or indices.max() >= len(palette):
         raise VQIError(f"indices must lie in 0..{len(palette) - 1}")
     layout = Layout.of(*indices.shape, compression, strip_rows)
-    layout.write(out, palette, lambda first, rows: indices[first : first + rows])
+    layout.write(out, palette, lambda first, rows: indices[first : first + rows], metadata)
 
 
 def encode_indexed(palette: np.ndarray, indices: np.ndarray, **options) -> bytes:
