@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .jobs import STDIO, ExitStatus, Result, describe, display_name
+from .jobs import STDIO, ExitStatus, Result, StdoutClosed, describe, display_name
 
 Mapper = Callable[[Callable[[Any], Result], Iterable[Any]], Iterable[Result]]
 
@@ -211,6 +211,8 @@ def run_jobs(
         for result in mapper(work, jobs):
             reporter.result(result)
             results.append(result)
+    except StdoutClosed:
+        raise
     except Exception as error:
         for job in jobs[len(results) :]:
             lost = Result(

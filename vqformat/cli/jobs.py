@@ -12,6 +12,7 @@ import io
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 import vqformat
 
+from ..errors import VQIError
 from ..format.atomic import OutputExistsError, atomic_output, check_target
 from ..options import EncodeOptions
-from ..pipeline import encode_with
-from ..quantizer.palette import image_psnr
+from ..pipeline import QualityWarning, encode_with
+from ..quantizer.dither import check_ditherable
 
 STDIO = "-"
 
@@ -45,6 +47,7 @@ class ExitStatus(IntEnum):
     SKIPPED = 98  # --skip-if-larger: the result was not smaller than the input
     QUALITY_TOO_LOW = 99  # --min-psnr: even the largest palette allowed misses the target
     INTERRUPTED = 130
+    STDOUT_CLOSED = 141  # 128 + SIGPIPE, what ``ls | head`` gives
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,11 +63,13 @@ class FileJob:
 class EncodeJob(FileJob):
     options: EncodeOptions
     skip_if_larger: bool = False
+    pixel_limit: bool = True  # Pillow's decompression-bomb limit
 
 
 @dataclass(frozen=True, kw_only=True)
 class DecodeJob(FileJob):
     image_format: str
+    lossy: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,12 +85,30 @@ class Result:
     detail: str = ""
 
 
+class StdoutClosed(Exception):
+    """The reader of standard output went away (``vqi ... | head``): stop quietly."""
+
+
 class JobFailure(Exception):
     """An expected failure of one file, already classified and worded for the user."""
 
     def __init__(self, status: ExitStatus, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def plural(count: int, word: str) -> str:
+    """``1 colour``, ``2 colours``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def one_line_warnings() -> None:
+    """Show warnings (Pillow's decompression-bomb warning, say) as one ``vqi:`` line."""
+
+    def show(message, *_ignored: object, **_unused: object) -> None:
+        print(f"vqi: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
 
 
 def describe(error: BaseException) -> str:
@@ -121,6 +144,8 @@ def run_safely(source: str, target: str, work: Callable[[], Result]) -> Result:
     """Run ``work``; any failure becomes a Result (KeyboardInterrupt still propagates)."""
     try:
         return work()
+    except StdoutClosed:
+        raise
     except Exception as error:
         status, message = classify(error)
         detail = "".join(traceback.format_exception(error))
@@ -149,16 +174,29 @@ def read_input(source: str) -> tuple[BinaryIO, int]:
 def write_output(target: str, write: Callable[[BinaryIO], None], force: bool) -> int:
     """Write through ``write`` atomically to ``target`` (or stdout); returns the bytes written."""
     if target == STDIO:
-        if sys.stdout.isatty():
-            raise ValueError("standard output is a terminal: redirect it or use -o")
         buffer = io.BytesIO()
         write(buffer)
-        sys.stdout.buffer.write(buffer.getvalue())
-        sys.stdout.buffer.flush()
-        return len(buffer.getvalue())
+        return write_stdout(buffer.getvalue())
     with atomic_output(target, force=force) as stream:
         write(stream)
-        return stream.tell()
+        return stream.seek(0, io.SEEK_END)  # a writer may have seeked back (ICO does)
+
+
+def write_stdout(data: bytes) -> int:
+    """Write all of ``data`` to standard output, or raise: a short write is an error
+    (OSError), a closed pipe is StdoutClosed. A regular file is synced, so that a full
+    disk shows here rather than later."""
+    sys.stdout.flush()
+    descriptor, view = sys.stdout.fileno(), memoryview(data)
+    try:
+        while view:
+            view = view[os.write(descriptor, view) :]
+        with contextlib.suppress(OSError):
+            if os.path.isfile(f"/dev/fd/{descriptor}"):
+                os.fsync(descriptor)
+    except BrokenPipeError:
+        raise StdoutClosed from None
+    return len(data)
 
 
 def writing(target: str) -> contextlib.AbstractContextManager[None]:
@@ -168,12 +206,14 @@ def writing(target: str) -> contextlib.AbstractContextManager[None]:
 
 def check_output(target: str, force: bool) -> None:
     """Refuse early, before the slow part, if the target cannot be written."""
-    if target != STDIO:
-        with writing(target):
+    with writing(target):
+        if target != STDIO:
             check_target(target, force=force)
+        elif sys.stdout.isatty():
+            raise ValueError("standard output is a terminal: redirect it or use -o")
 
 
-_SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 _EIGHT_BIT_MODES = {
     "1": "L",
     "L": "L",
@@ -188,17 +228,23 @@ _EIGHT_BIT_MODES = {
 def image_pixels(image: Image.Image) -> np.ndarray:
     """The uint8 (H, W) or (H, W, C) pixels of an image as displayed.
 
-    EXIF orientation is applied because .vqi keeps no metadata; 16-bit samples keep
-    their top 8 bits; palette and other colour spaces become RGB, or RGBA when they
-    carry transparency.
+    EXIF orientation is applied because .vqi keeps no metadata; 16-bit grey samples
+    (I;16) keep their top 8 bits; 32-bit integer (I) and floating-point (F) images are
+    refused, as no rule maps their range to 8 bits; palette and other colour spaces
+    become RGB, and a colour key (PNG tRNS) or palette transparency gives LA or RGBA.
     """
     image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "F"):
+        raise ValueError(
+            f"{'32-bit integer' if image.mode == 'I' else 'floating-point'} images are not "
+            "supported: convert them to 8 or 16 bits first"
+        )
     if image.mode in _SIXTEEN_BIT_MODES:
         samples = np.clip(np.asarray(image, dtype=np.int64), 0, 0xFFFF)
         return (samples >> 8).astype(np.uint8)
-    if image.mode == "F":
-        raise ValueError("floating-point images are not supported")
     mode = _EIGHT_BIT_MODES.get(image.mode)
+    if "transparency" in image.info and mode in ("L", "RGB"):
+        mode += "A"
     if mode is None:
         mode = "RGBA" if image.has_transparency_data else "RGB"
     return np.asarray(image if image.mode == mode else image.convert(mode))
@@ -262,16 +308,19 @@ def _convert(job: FileJob, convert: Callable[..., Converted]) -> Result:
 
 
 def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
+    if not job.pixel_limit:
+        Image.MAX_IMAGE_PIXELS = None
     with failing_as(ExitStatus.INPUT, "read"), Image.open(stream) as image:
+        _check_ditherable(job.options, image)
         pixels = image_pixels(image)
-    with failing_as(ExitStatus.INPUT, "encode"):
+    with failing_as(ExitStatus.INPUT, "encode"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QualityWarning)
         data = encode_with(pixels, job.options)
+    _check_quality(job.options, [w.message for w in caught if w.category is QualityWarning])
     info = vqformat.read_info(data)
-    if job.options.min_psnr is not None:
-        _check_quality(pixels, data, job.options.min_psnr, info.colors)
     summary = (
-        f"{info.width}x{info.height} {info.mode}, {info.colors} colours "
-        f"({info.bits_per_index} bits/index), "
+        f"{info.width}x{info.height} {info.mode}, {plural(info.colors, 'colour')} "
+        f"({plural(info.bits_per_index, 'bit')}/index), "
         f"{8 * len(data) / (info.width * info.height):.3g} bits/pixel"
     )
     skipped = ""
@@ -280,22 +329,68 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     return Converted(lambda out: out.write(data), summary, skipped)
 
 
-def _check_quality(pixels: np.ndarray, data: bytes, min_psnr: float, colors: int) -> None:
-    """Refuse, as pngquant --quality does, a result whose PSNR misses the target."""
-    reached = image_psnr(pixels, vqformat.decode(data))
-    if reached < min_psnr:
-        raise JobFailure(
-            ExitStatus.QUALITY_TOO_LOW,
-            f"{reached:.2f} dB with {colors} colours is below --min-psnr {min_psnr:g}; "
-            "nothing written (allow more colours with -k)",
-        )
+def _check_ditherable(options: EncodeOptions, image: Image.Image) -> None:
+    """Refuse --dither on an image it cannot apply to, from the header alone."""
+    if options.dither:
+        colors = options.colors if options.palette is None else len(options.palette)
+        try:
+            check_ditherable(len(image.getbands()), colors)
+        except VQIError as error:
+            raise JobFailure(ExitStatus.USAGE, f"--dither: {error}") from None
+
+
+def _check_quality(options: EncodeOptions, missed: list[QualityWarning]) -> None:
+    """Refuse, as pngquant --quality does, a result whose PSNR (judged before any
+    dithering, as the encoder judges it) misses the target."""
+    if not missed:
+        return
+    warning = missed[0]
+    hint = (
+        "allow more colours with -k"
+        if warning.colors >= options.colors
+        else f"only {warning.colors} of -k {options.colors} colours could be used"
+    )
+    raise JobFailure(
+        ExitStatus.QUALITY_TOO_LOW,
+        f"{warning.reached:.2f} dB with {plural(warning.colors, 'colour')} is below "
+        f"--min-psnr {warning.target:g}; nothing written ({hint})",
+    )
+
+
+_EXACT_SAVE_OPTIONS = {"WEBP": {"lossless": True, "exact": True, "quality": 100}}
 
 
 def _decode(job: DecodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     with failing_as(ExitStatus.CORRUPT, "decode"):
         image = Image.fromarray(vqformat.decode(stream))
     summary = f"{image.width}x{image.height} {image.mode}, {job.image_format}"
-    return Converted(lambda out: image.save(out, format=job.image_format), summary)
+    with writing(job.target):
+        encoded = io.BytesIO()
+        image.save(
+            encoded, format=job.image_format, **_EXACT_SAVE_OPTIONS.get(job.image_format, {})
+        )
+    if not job.lossy:
+        _check_exact(image, encoded, job.image_format)
+    return Converted(lambda out: out.write(encoded.getvalue()), summary)
+
+
+def _check_exact(image: Image.Image, encoded: io.BytesIO, image_format: str) -> None:
+    """Refuse a format that would not give back every pixel (lossy, no alpha, resized),
+    by reading the encoded file back."""
+    try:
+        encoded.seek(0)
+        with Image.open(encoded) as written:
+            exact = written.size == image.size and np.array_equal(
+                np.asarray(written.convert(image.mode)), np.asarray(image)
+            )
+    except (OSError, ValueError):
+        exact = False
+    if not exact:
+        raise JobFailure(
+            ExitStatus.UNWRITABLE,
+            f"{image_format} cannot hold this {image.mode} image exactly; nothing written "
+            "(use png, webp or tiff, or pass --lossy to accept the loss)",
+        )
 
 
 def file_info(source: str) -> dict:

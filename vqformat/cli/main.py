@@ -23,6 +23,7 @@ from vqformat import dataset
 
 from ..errors import VQIError
 from ..options import EncodeOptions, command_line_options
+from ..quantizer.dither import check_ditherable
 from .batch import (
     Mapper,
     Reporter,
@@ -39,6 +40,7 @@ from .jobs import (
     EncodeJob,
     ExitStatus,
     JobFailure,
+    StdoutClosed,
     check_output,
     decode_file,
     describe,
@@ -46,7 +48,9 @@ from .jobs import (
     encode_file,
     failing_as,
     file_info,
+    one_line_warnings,
     output_format,
+    plural,
     read_pixels,
     write_output,
     writing,
@@ -64,6 +68,7 @@ EXIT_STATUS_HELP = {
     ExitStatus.SKIPPED: "--skip-if-larger: a result was not smaller than its input",
     ExitStatus.QUALITY_TOO_LOW: "--min-psnr: the target was not reached with -k colours",
     ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitStatus.STDOUT_CLOSED: "standard output was closed early (as by head); quiet",
 }
 
 EXAMPLES = """\
@@ -94,8 +99,7 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors exit with ExitStatus.USAGE."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(ExitStatus.USAGE, f"vqi: {message}\n")
+        self.exit(ExitStatus.USAGE, f"vqi: {message}\nsee '{self.prog} --help'\n")
 
 
 def _integer(text: str) -> int:
@@ -228,6 +232,13 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
         help="do not write a result that is not smaller than its input (exit status 98)",
     )
     parser.add_argument(
+        "--no-pixel-limit",
+        dest="pixel_limit",
+        action="store_false",
+        help="encode images over Pillow's decompression-bomb limit (about 179 megapixels); "
+        "only for inputs you trust",
+    )
+    parser.add_argument(
         "--palette",
         metavar="FILE",
         help="encode every image with this palette file (from vqi fit-palette) instead of "
@@ -238,13 +249,20 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
 def run_encode(args: argparse.Namespace) -> int:
     targets = plan_targets(args.inputs, args.output, ".vqi")
     shared_palette = _read_palette_file(args.palette) if args.palette else None
+    options = EncodeOptions.from_mapping({**vars(args), "palette": shared_palette})
+    if options.dither:
+        try:
+            check_ditherable(3, options.colors if shared_palette is None else len(shared_palette))
+        except VQIError as error:
+            raise UsageError(f"--dither: {error}") from None
     jobs = [
         EncodeJob(
             source=source,
             target=target,
             force=args.force,
-            options=EncodeOptions.from_mapping({**vars(args), "palette": shared_palette}),
+            options=options,
             skip_if_larger=args.skip_if_larger,
+            pixel_limit=args.pixel_limit,
         )
         for source, target in zip(args.inputs, targets, strict=True)
     ]
@@ -272,6 +290,12 @@ def add_decode(subparsers: argparse._SubParsersAction) -> None:
         help="output format by extension, e.g. png, webp, tiff, bmp "
         "(default: the extension of -o, else png)",
     )
+    parser.add_argument(
+        "--lossy",
+        action="store_true",
+        help="accept a format that cannot hold the image exactly (JPEG, alpha into BMP, "
+        "...); without it such a file is refused with exit status 16",
+    )
 
 
 def run_decode(args: argparse.Namespace) -> int:
@@ -279,16 +303,27 @@ def run_decode(args: argparse.Namespace) -> int:
     targets = plan_targets(args.inputs, args.output, suffix)
     try:
         formats = [output_format(target, args.format) for target in targets]
+        named = [output_format(target, None) for target in targets if target != STDIO]
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if args.format and named and named[0] != formats[0] and os.path.splitext(targets[0])[1]:
+        raise UsageError(f"--format {args.format} contradicts the extension of {targets[0]}")
     jobs = [
-        DecodeJob(source=source, target=target, force=args.force, image_format=image_format)
+        DecodeJob(
+            source=source,
+            target=target,
+            force=args.force,
+            image_format=image_format,
+            lossy=args.lossy,
+        )
         for source, target, image_format in zip(args.inputs, targets, formats, strict=True)
     ]
     return _run_batch(decode_file, jobs, args, "decoded")
 
 
 def _run_batch(work: Callable, jobs: Sequence, args: argparse.Namespace, verb: str) -> int:
+    if args.dask and args.jobs != 1:
+        raise UsageError("--dask runs the jobs on the cluster: -j does not apply")
     folder = output_folder(args.inputs, args.output)
     if folder is not None:
         try:
@@ -338,6 +373,8 @@ def add_fit_palette(subparsers: argparse._SubParsersAction) -> None:
 def run_fit_palette(args: argparse.Namespace) -> int:
     if STDIO in args.inputs:
         raise UsageError("fit-palette reads files; '-' (standard input) is not one")
+    if args.output.endswith(("/", os.sep)) or os.path.isdir(args.output):
+        args.output = os.path.join(args.output, "palette.vqi")
     try:
         check_output(args.output, args.force)
         with failing_as(ExitStatus.INPUT, "fit a palette"):
@@ -349,7 +386,9 @@ def run_fit_palette(args: argparse.Namespace) -> int:
         return failure.status
     if not args.quiet:
         print(
-            f"{args.output}: {len(fitted)} colours from {len(args.inputs)} images", file=sys.stderr
+            f"{args.output}: {plural(len(fitted), 'colour')} from "
+            f"{plural(len(args.inputs), 'image')}",
+            file=sys.stderr,
         )
     return ExitStatus.OK
 
@@ -367,7 +406,21 @@ def _read_palette_file(path: str) -> np.ndarray:
     try:
         return dataset.read_palette(path)
     except VQIError as error:
-        raise UsageError(f"--palette {path}: {error}") from None
+        raise UsageError(f"--palette {path}: {_not_a_palette(path) or error}") from None
+    except OSError as error:
+        raise UsageError(f"--palette {path}: cannot read: {describe(error)}") from None
+
+
+def _not_a_palette(path: str) -> str:
+    """Why an ordinary .vqi image is no palette file, and how to make one; else ''."""
+    try:
+        info = vqformat.read_info(path)
+    except (VQIError, OSError):
+        return ""
+    return (
+        f"a {info.width}x{info.height} image, not a palette file "
+        "(make one with: vqi fit-palette IMAGES -o palette.vqi)"
+    )
 
 
 # --- info --------------------------------------------------------------------------------
@@ -452,6 +505,14 @@ def run_demo(args: argparse.Namespace) -> int:
     return run(args.output, force=args.force, quiet=args.quiet)
 
 
+def _stdout_closed() -> int:
+    """End quietly when the reader of standard output has gone, as ``ls | head`` does:
+    no message, and no flush error at exit."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return ExitStatus.STDOUT_CLOSED
+
+
 # --- main --------------------------------------------------------------------------------
 
 COMMANDS = (add_encode, add_decode, add_fit_palette, add_info, add_demo)
@@ -472,9 +533,15 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    one_line_warnings()
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
+    except (StdoutClosed, BrokenPipeError):
+        return _stdout_closed()
+    except MemoryError:
+        print("vqi: out of memory", file=sys.stderr)
+        return ExitStatus.NO_MEMORY
     except UsageError as error:
         print(f"vqi: {error}", file=sys.stderr)
         return ExitStatus.USAGE
