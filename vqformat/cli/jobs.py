@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -140,8 +141,25 @@ def classify(error: Exception) -> tuple[ExitStatus, str]:
     return ExitStatus.INTERNAL, f"internal error: {error!r}"
 
 
+_interrupted = False
+
+
+def stop_on_interrupt() -> None:
+    """In a worker process: after Ctrl-C, stop the running job and start no other (the
+    jobs already queued to this worker are answered as not started)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        global _interrupted
+        _interrupted = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+
+
 def run_safely(source: str, target: str, work: Callable[[], Result]) -> Result:
     """Run ``work``; any failure becomes a Result (KeyboardInterrupt still propagates)."""
+    if _interrupted:
+        return Result(source, target, ExitStatus.INTERRUPTED, "not started: interrupted")
     try:
         return work()
     except StdoutClosed:

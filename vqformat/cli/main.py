@@ -25,6 +25,7 @@ from ..errors import VQIError
 from ..options import EncodeOptions, command_line_options
 from ..quantizer.dither import check_ditherable
 from .batch import (
+    Interrupted,
     Mapper,
     Reporter,
     UsageError,
@@ -335,6 +336,9 @@ def _run_batch(work: Callable, jobs: Sequence, args: argparse.Namespace, verb: s
     try:
         with _mapper(args, len(jobs)) as mapper:
             results = run_jobs(work, jobs, mapper, reporter)
+    except Interrupted as interruption:
+        reporter.interrupted(interruption.results)
+        return ExitStatus.INTERRUPTED
     except VQIError as error:  # the cluster cannot be reached; no job has run
         raise UsageError(str(error)) from None
     return overall_status(results)
