@@ -206,7 +206,7 @@ def _add_command(
         parents=[*parents, _common_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, command_parser=parser)
     return parser
 
 
@@ -377,9 +377,13 @@ def add_fit_palette(subparsers: argparse._SubParsersAction) -> None:
 def run_fit_palette(args: argparse.Namespace) -> int:
     if STDIO in args.inputs:
         raise UsageError("fit-palette reads files; '-' (standard input) is not one")
-    if args.output.endswith(("/", os.sep)) or os.path.isdir(args.output):
-        args.output = os.path.join(args.output, "palette.vqi")
+    folder = output_folder(args.inputs[:1], args.output)  # '-o DIR/' as encode reads it
+    if folder is not None:
+        args.output = os.path.join(folder, "palette.vqi")
     try:
+        if folder is not None:
+            with writing(args.output):
+                os.makedirs(folder, exist_ok=True)
         check_output(args.output, args.force)
         with failing_as(ExitStatus.INPUT, "fit a palette"):
             fitted = dataset.fit_palette(_named_pixels(args.inputs), args.colors)
@@ -538,7 +542,9 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     one_line_warnings()
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # named by the command's parser, so that the hint points at its --help
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.run(args))
     except (StdoutClosed, BrokenPipeError):
