@@ -326,3 +326,25 @@ def test_out_of_memory_is_exit_17(tmp_path, rgb_vqi, workers):
     assert result.returncode == ExitStatus.NO_MEMORY, result.stderr
     assert any("out of memory" in line for line in errors(result))
     assert (tmp_path / "out" / "rgb.png").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses a Linux pseudo-terminal")
+def test_standard_output_on_a_terminal_is_refused_before_encoding(tmp_path):
+    import pty
+
+    source = tmp_path / "p.png"
+    Image.fromarray(few_colour_pixels()).save(source)
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [*COMMAND, "encode", source, "-o", "-", "--debug"],
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert result.returncode == ExitStatus.UNWRITABLE
+    assert "terminal" in result.stderr.decode()
+    assert "in _encode" not in result.stderr.decode()  # refused before the image was read

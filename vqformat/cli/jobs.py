@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import signal
+import stat
 import sys
 import traceback
 import warnings
@@ -209,9 +210,8 @@ def write_stdout(data: bytes) -> int:
     try:
         while view:
             view = view[os.write(descriptor, view) :]
-        with contextlib.suppress(OSError):
-            if os.path.isfile(f"/dev/fd/{descriptor}"):
-                os.fsync(descriptor)
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.fsync(descriptor)
     except BrokenPipeError:
         raise StdoutClosed from None
     return len(data)
