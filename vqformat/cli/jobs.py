@@ -376,6 +376,7 @@ def _check_quality(options: EncodeOptions, missed: list[QualityWarning]) -> None
 
 
 _EXACT_SAVE_OPTIONS = {"WEBP": {"lossless": True, "exact": True, "quality": 100}}
+_ALWAYS_EXACT = {"PNG", "TIFF"}  # hold L, LA, RGB and RGBA losslessly: no need to read back
 
 
 def _decode(job: DecodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
@@ -387,9 +388,20 @@ def _decode(job: DecodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
         image.save(
             encoded, format=job.image_format, **_EXACT_SAVE_OPTIONS.get(job.image_format, {})
         )
-    if not job.lossy:
+    if not job.lossy and job.image_format not in _ALWAYS_EXACT:
         _check_exact(image, encoded, job.image_format)
     return Converted(lambda out: out.write(encoded.getvalue()), summary)
+
+
+@contextmanager
+def _own_output() -> Iterator[None]:
+    """Read back a file this process just wrote: Pillow's bomb limit does not apply."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def _check_exact(image: Image.Image, encoded: io.BytesIO, image_format: str) -> None:
@@ -397,7 +409,7 @@ def _check_exact(image: Image.Image, encoded: io.BytesIO, image_format: str) -> 
     by reading the encoded file back."""
     try:
         encoded.seek(0)
-        with Image.open(encoded) as written:
+        with _own_output(), Image.open(encoded) as written:
             exact = written.size == image.size and np.array_equal(
                 np.asarray(written.convert(image.mode)), np.asarray(image)
             )
