@@ -316,7 +316,8 @@ def _limit_memory() -> None:
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_out_of_memory_is_exit_17(tmp_path, rgb_vqi, workers):
     huge = tmp_path / "huge.vqi"
-    huge.write_bytes(vqformat.encode(np.zeros((12000, 12000), np.uint8), 2))
+    blank = np.broadcast_to(np.zeros((1, 1), np.uint8), (24000, 24000))  # no memory
+    huge.write_bytes(vqformat.encode(blank, 2))  # decodes to 576 MB: over the limit
     result = subprocess.run(
         [*COMMAND, "decode", "-j", workers, huge, rgb_vqi, "-o", f"{tmp_path}/out/"],
         capture_output=True,
