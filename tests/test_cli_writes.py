@@ -349,3 +349,14 @@ def test_standard_output_on_a_terminal_is_refused_before_encoding(tmp_path):
     assert result.returncode == ExitStatus.UNWRITABLE
     assert "terminal" in result.stderr.decode()
     assert "in _encode" not in result.stderr.decode()  # refused before the image was read
+
+
+def test_images_over_the_pixel_limit_need_the_flag(tmp_path):
+    big = tmp_path / "big.png"
+    Image.new("L", (15000, 12000)).save(big)  # 180 MP: over twice Pillow's warning limit
+    refused = vqi("encode", big, "-k", "2")
+    assert refused.returncode == ExitStatus.INPUT
+    assert "--no-pixel-limit" in errors(refused)[0]
+    assert not big.with_suffix(".vqi").exists()
+    assert vqi("encode", big, "-k", "2", "--no-pixel-limit").returncode == 0
+    assert vqformat.read_info(big.with_suffix(".vqi")).width == 15000

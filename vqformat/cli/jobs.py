@@ -117,6 +117,8 @@ def describe(error: BaseException) -> str:
     """The cause in a few words: the OS error text without errno and path noise."""
     if isinstance(error, UnidentifiedImageError):
         return "not an image format Pillow can read"
+    if isinstance(error, Image.DecompressionBombError):
+        return f"{error} Pass --no-pixel-limit to encode it if you trust the file."
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error) or type(error).__name__
