@@ -22,6 +22,7 @@ from .jobs import (
     StdoutClosed,
     describe,
     display_name,
+    one_line_warnings,
     plural,
     stop_on_interrupt,
 )
@@ -116,8 +117,9 @@ def _same_file(first: str, second: str) -> bool:
 
 def _start_worker(threads: int) -> None:
     """Keep worker processes from each starting one compute thread per core, and make
-    them stop at Ctrl-C."""
+    them stop at Ctrl-C and show warnings as one line, as the main process does."""
     stop_on_interrupt()
+    one_line_warnings()
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, str(threads))
 
