@@ -323,7 +323,7 @@ def test_quality_target_and_dithering(tmp_path):
     rgba = tmp_path / "rgba.png"
     Image.new("RGBA", (4, 4)).save(rgba)
     result = vqi("encode", rgba, "--dither")
-    assert result.returncode == ExitStatus.INPUT
+    assert result.returncode == ExitStatus.USAGE
     assert "grey or RGB" in errors(result)[0]
     assert not rgba.with_suffix(".vqi").exists()
 

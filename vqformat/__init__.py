@@ -6,6 +6,7 @@ and ``image.save("x.vqi")`` work. Layers, each importing only those before it:
 ``dataset``, ``pillow_plugin``, ``cli``.
 """
 
+from . import dataset
 from .errors import VQIError
 from .format import (
     MAX_PIXELS,
@@ -22,7 +23,7 @@ from .format import (
 )
 from .options import EncodeOptions
 from .pillow_plugin import register_vqi_opener
-from .pipeline import encode, quantize, save
+from .pipeline import QualityWarning, encode, quantize, save
 
 __version__ = "1.0.0"
 
@@ -31,9 +32,11 @@ __all__ = [
     "EncodeOptions",
     "Metadata",
     "MetadataWarning",
+    "QualityWarning",
     "VQIError",
     "VQIInfo",
     "__version__",
+    "dataset",
     "decode",
     "decode_indexed",
     "encode",

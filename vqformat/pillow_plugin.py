@@ -15,7 +15,7 @@ See the README for why.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from .format import SIGNATURE, iter_index_strips, look_up, verify, write_indexed
 from .format.container import Header, Reader
 from .format.metadata import CHUNK_LIMITS, EXIF_PREFIX, Metadata
 from .format.methods import codec_by_code
-from .format.reading import collect_metadata
+from .format.reading import collect_metadata, iter_decodable_strips
 from .options import EncodeOptions
 from .pipeline import quantize_with
 
@@ -126,19 +126,24 @@ class VQIDecoder(ImageFile.PyDecoder):
 
     def decode(self, buffer: bytes) -> tuple[int, int]:
         """Decode every strip; a truncated or damaged file raises OSError, unless
-        ``ImageFile.LOAD_TRUNCATED_IMAGES`` is set: then, as for PNG, the rows of the
-        strips read intact are kept and the rest stay zero."""
+        ``ImageFile.LOAD_TRUNCATED_IMAGES`` is set: then, as for PNG, CRCs are not
+        checked and every strip that decodes keeps its rows (strips decode alone, so a
+        damaged one costs only its own rows); the rest stay zero."""
         assert self.fd is not None
+        salvage = ImageFile.LOAD_TRUNCATED_IMAGES
         try:
-            self._decode_strips(Reader(self.fd))
+            reader = Reader(self.fd, check_crc=not salvage)
+            self._decode_strips(reader, iter_decodable_strips if salvage else iter_index_strips)
         except VQIError as error:
-            if not ImageFile.LOAD_TRUNCATED_IMAGES:
+            if not salvage:
                 raise OSError(f"broken VQI file: {error}") from error
         return -1, 0
 
-    def _decode_strips(self, reader: Reader) -> None:
+    def _decode_strips(
+        self, reader: Reader, strips: Callable[[Reader], Iterator[tuple[int, np.ndarray]]]
+    ) -> None:
         entries = self._pixel_table(reader)
-        for first_row, indices in iter_index_strips(reader):
+        for first_row, indices in strips(reader):
             rows = indices
             if entries is not None:
                 rows = np.empty((*indices.shape, *entries.shape[1:]), dtype=np.uint8)

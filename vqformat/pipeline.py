@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -28,6 +29,23 @@ colours it sees, so this bounds the encoder's memory whatever the image size (ab
 130 MB at worst, a megapixel of pure noise); pixels are then mapped to the palette a
 strip at a time. Photos up to a megapixel are fitted on every pixel: sampling a
 0.27 MP photo cost about 0.05 dB at 256 colours (tools/bench_large.py)."""
+
+
+class QualityWarning(UserWarning):
+    """``min_psnr`` was not reached even with ``colors`` colours; the result is the best
+    palette found. ``reached`` is its PSNR (dB, before any dithering), ``colors`` its size."""
+
+    def __init__(self, reached: float, target: float, colors: int) -> None:
+        super().__init__(f"{reached:.2f} dB with {colors} colours is below min_psnr {target:g}")
+        self.reached, self.target, self.colors = reached, target, colors
+
+
+def _warn_below_target(sample: np.ndarray, palette: np.ndarray, target: float) -> None:
+    """Tell the caller, through a QualityWarning, that the target was missed."""
+    reached = palette_fitting.image_psnr(sample, palette[palette_fitting.assign(sample, palette)])
+    if reached < target:
+        warning = QualityWarning(reached, target, len(palette))
+        warnings.warn(warning, stacklevel=2)
 
 
 def _options(colors: int, keywords: dict[str, Any]) -> EncodeOptions:
@@ -74,13 +92,17 @@ def _fit(
     colors, fit_options = options.colors, options.fit_options()
     sample = sample_pixels(image, FIT_PIXELS, options.seed)
     sampled = len(sample) < image.pixel_count
-    if assign and not sampled:
-        return palette_fitting.quantize(sample, colors, **fit_options)
     if sampled and options.min_psnr is None and ColorSet(image.channels, colors).add(sample):
         exact = distinct_colors(image, colors)
         if exact is not None:
             return exact, None
-    return palette_fitting.fit(sample, colors, **fit_options), None
+    if assign and not sampled:
+        palette, indices = palette_fitting.quantize(sample, colors, **fit_options)
+    else:
+        palette, indices = palette_fitting.fit(sample, colors, **fit_options), None
+    if options.min_psnr is not None:
+        _warn_below_target(sample, palette, options.min_psnr)
+    return palette, indices
 
 
 @dataclass(frozen=True)
@@ -159,8 +181,11 @@ def encode(pixels: np.ndarray, colors: int = 256, **options: Any) -> bytes:
     and maps every pixel to its nearest entry (``colors``, ``method`` and ``min_psnr``
     are then unused). ``dither`` maps the pixels by Floyd-Steinberg error diffusion
     (grey or RGB, at most 256 colours) instead of each to its nearest entry; a
-    ``min_psnr`` target is judged before dithering. ``icc_profile``, ``exif``, ``xmp``
-    (bytes) and ``text`` (a str -> str mapping) are stored as metadata chunks.
+    ``min_psnr`` target is judged before dithering; when even ``colors`` colours miss
+    it, the best palette is used and a ``QualityWarning`` is issued (turn it into an
+    error with ``warnings.simplefilter("error", vqformat.QualityWarning)``).
+    ``icc_profile``, ``exif``, ``xmp`` (bytes) and ``text`` (a str -> str mapping) are
+    stored as metadata chunks.
     """
     return encode_with(pixels, _options(colors, options))
 

@@ -15,13 +15,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .jobs import STDIO, ExitStatus, Result, describe, display_name
+from .jobs import (
+    STDIO,
+    ExitStatus,
+    Result,
+    StdoutClosed,
+    describe,
+    display_name,
+    one_line_warnings,
+    plural,
+    stop_on_interrupt,
+)
 
 Mapper = Callable[[Callable[[Any], Result], Iterable[Any]], Iterable[Result]]
 
 
 class UsageError(Exception):
     """The command line asks for something impossible; nothing has been done yet."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch; ``results`` are those of the files already finished."""
+
+    def __init__(self, results: list[Result]) -> None:
+        super().__init__()
+        self.results = results
 
 
 # --- output names ------------------------------------------------------------------------
@@ -97,8 +115,11 @@ def _same_file(first: str, second: str) -> bool:
 # --- running -----------------------------------------------------------------------------
 
 
-def _limit_threads(threads: int) -> None:
-    """Keep worker processes from each starting one compute thread per core."""
+def _start_worker(threads: int) -> None:
+    """Keep worker processes from each starting one compute thread per core, and make
+    them stop at Ctrl-C and show warnings as one line, as the main process does."""
+    stop_on_interrupt()
+    one_line_warnings()
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, str(threads))
 
@@ -113,14 +134,37 @@ def process_pool(workers: int) -> Iterator[Mapper]:
     with ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_limit_threads,
+        initializer=_start_worker,
         initargs=(threads,),
     ) as executor:
+        mapper = PoolMapper(executor)
         try:
-            yield executor.map
-        except BaseException:
+            yield mapper
+        except BaseException as error:
             executor.shutdown(wait=True, cancel_futures=True)
+            if isinstance(error, Interrupted):
+                raise Interrupted(mapper.finished()) from None
             raise
+
+
+class PoolMapper:
+    """``Executor.map`` that can tell, after an interruption, which jobs had finished."""
+
+    def __init__(self, executor: Any) -> None:
+        self.executor = executor
+        self.futures: list[Any] = []
+
+    def __call__(self, work: Callable[[Any], Result], jobs: Iterable[Any]) -> Iterator[Result]:
+        self.futures = [self.executor.submit(work, job) for job in jobs]
+        return (future.result() for future in self.futures)
+
+    def finished(self) -> list[Result]:
+        """The results of the jobs that ran to the end, in job order."""
+        return [
+            future.result()
+            for future in self.futures
+            if future.done() and not future.cancelled() and future.exception() is None
+        ]
 
 
 @contextmanager
@@ -171,6 +215,16 @@ class Reporter:
         if self.bar is not None:
             self.bar.close()
 
+    def interrupted(self, results: Sequence[Result]) -> None:
+        """After Ctrl-C: which outputs were written; no other file was touched."""
+        written = [display_name(r.target, "stdout") for r in results if r.status == ExitStatus.OK]
+        listing = f": {', '.join(written)}" if written else ""
+        print(
+            f"vqi: interrupted; {plural(len(written), 'output')} written{listing}; "
+            "no other output was written",
+            file=sys.stderr,
+        )
+
     def summarize(self, results: Sequence[Result]) -> None:
         if len(results) > 1 and not self.quiet:
             print(summary(results, self.verb), file=sys.stderr)
@@ -211,6 +265,10 @@ def run_jobs(
         for result in mapper(work, jobs):
             reporter.result(result)
             results.append(result)
+    except StdoutClosed:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(results) from None
     except Exception as error:
         for job in jobs[len(results) :]:
             lost = Result(

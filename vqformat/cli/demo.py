@@ -231,12 +231,16 @@ def run(folder: str, *, force: bool = False, quiet: bool = False) -> int:
     except OSError as error:
         print(f"vqi: cannot write {out}: {describe(error)}", file=sys.stderr)
         return ExitStatus.UNWRITABLE
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"vqi: cannot write {out}: {describe(error)}", file=sys.stderr)
+        return ExitStatus.UNWRITABLE
     started = time.perf_counter()
     say(f"sample images from scikit-learn, written to {out}/")
     say(HEADER)
     trials = []
     try:
-        out.mkdir(parents=True, exist_ok=True)
         for (sample, colors, method), target in zip(plans, targets, strict=True):
             trial = run_trial(sample, colors, method)
             write_atomic(target, trial.data, force=force)

@@ -11,8 +11,11 @@ import contextlib
 import dataclasses
 import io
 import os
+import signal
+import stat
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,12 +27,13 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 import vqformat
 
+from ..errors import VQIError
 from ..format.atomic import OutputExistsError, atomic_output, check_target
 from ..format.metadata import MAX_TEXT_ENTRIES, profile_fits
 from ..options import EncodeOptions
 from ..pillow_plugin import image_metadata, metadata_save_keywords
-from ..pipeline import encode_with
-from ..quantizer.palette import image_psnr
+from ..pipeline import QualityWarning, encode_with
+from ..quantizer.dither import check_ditherable
 
 STDIO = "-"
 
@@ -48,6 +52,7 @@ class ExitStatus(IntEnum):
     SKIPPED = 98  # --skip-if-larger: the result was not smaller than the input
     QUALITY_TOO_LOW = 99  # --min-psnr: even the largest palette allowed misses the target
     INTERRUPTED = 130
+    STDOUT_CLOSED = 141  # 128 + SIGPIPE, what ``ls | head`` gives
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,11 +69,13 @@ class EncodeJob(FileJob):
     options: EncodeOptions
     skip_if_larger: bool = False
     strip: bool = False  # drop the input's colour profile, EXIF, XMP and text
+    pixel_limit: bool = True  # Pillow's decompression-bomb limit
 
 
 @dataclass(frozen=True, kw_only=True)
 class DecodeJob(FileJob):
     image_format: str
+    lossy: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,10 @@ class Result:
     detail: str = ""
 
 
+class StdoutClosed(Exception):
+    """The reader of standard output went away (``vqi ... | head``): stop quietly."""
+
+
 class JobFailure(Exception):
     """An expected failure of one file, already classified and worded for the user."""
 
@@ -92,10 +103,26 @@ class JobFailure(Exception):
         self.status = status
 
 
+def plural(count: int, word: str) -> str:
+    """``1 colour``, ``2 colours``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def one_line_warnings() -> None:
+    """Show warnings (Pillow's decompression-bomb warning, say) as one ``vqi:`` line."""
+
+    def show(message, *_ignored: object, **_unused: object) -> None:
+        print(f"vqi: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
 def describe(error: BaseException) -> str:
     """The cause in a few words: the OS error text without errno and path noise."""
     if isinstance(error, UnidentifiedImageError):
         return "not an image format Pillow can read"
+    if isinstance(error, Image.DecompressionBombError):
+        return f"{error} Pass --no-pixel-limit to encode it if you trust the file."
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error) or type(error).__name__
@@ -121,10 +148,29 @@ def classify(error: Exception) -> tuple[ExitStatus, str]:
     return ExitStatus.INTERNAL, f"internal error: {error!r}"
 
 
+_interrupted = False
+
+
+def stop_on_interrupt() -> None:
+    """In a worker process: after Ctrl-C, stop the running job and start no other (the
+    jobs already queued to this worker are answered as not started)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        global _interrupted
+        _interrupted = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+
+
 def run_safely(source: str, target: str, work: Callable[[], Result]) -> Result:
     """Run ``work``; any failure becomes a Result (KeyboardInterrupt still propagates)."""
+    if _interrupted:
+        return Result(source, target, ExitStatus.INTERRUPTED, "not started: interrupted")
     try:
         return work()
+    except StdoutClosed:
+        raise
     except Exception as error:
         status, message = classify(error)
         detail = "".join(traceback.format_exception(error))
@@ -153,16 +199,28 @@ def read_input(source: str) -> tuple[BinaryIO, int]:
 def write_output(target: str, write: Callable[[BinaryIO], None], force: bool) -> int:
     """Write through ``write`` atomically to ``target`` (or stdout); returns the bytes written."""
     if target == STDIO:
-        if sys.stdout.isatty():
-            raise ValueError("standard output is a terminal: redirect it or use -o")
         buffer = io.BytesIO()
         write(buffer)
-        sys.stdout.buffer.write(buffer.getvalue())
-        sys.stdout.buffer.flush()
-        return len(buffer.getvalue())
+        return write_stdout(buffer.getvalue())
     with atomic_output(target, force=force) as stream:
         write(stream)
-        return stream.tell()
+        return stream.seek(0, io.SEEK_END)  # a writer may have seeked back (ICO does)
+
+
+def write_stdout(data: bytes) -> int:
+    """Write all of ``data`` to standard output, or raise: a short write is an error
+    (OSError), a closed pipe is StdoutClosed. A regular file is synced, so that a full
+    disk shows here rather than later."""
+    sys.stdout.flush()
+    descriptor, view = sys.stdout.fileno(), memoryview(data)
+    try:
+        while view:
+            view = view[os.write(descriptor, view) :]
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.fsync(descriptor)
+    except BrokenPipeError:
+        raise StdoutClosed from None
+    return len(data)
 
 
 def writing(target: str) -> contextlib.AbstractContextManager[None]:
@@ -172,12 +230,14 @@ def writing(target: str) -> contextlib.AbstractContextManager[None]:
 
 def check_output(target: str, force: bool) -> None:
     """Refuse early, before the slow part, if the target cannot be written."""
-    if target != STDIO:
-        with writing(target):
+    with writing(target):
+        if target != STDIO:
             check_target(target, force=force)
+        elif sys.stdout.isatty():
+            raise ValueError("standard output is a terminal: redirect it or use -o")
 
 
-_SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 _EIGHT_BIT_MODES = {
     "1": "L",
     "L": "L",
@@ -193,15 +253,22 @@ def image_pixels(image: Image.Image) -> np.ndarray:
     """The uint8 (H, W) or (H, W, C) pixels of an image as displayed.
 
     The EXIF orientation is not applied: the EXIF is kept and viewers apply it, as
-    for PNG and WebP. 16-bit samples keep their top 8 bits; palette and other colour
-    spaces become RGB, or RGBA when they carry transparency.
+    for PNG and WebP. 16-bit grey samples (I;16) keep their top 8 bits; 32-bit integer
+    (I) and floating-point (F) images are refused, as no rule maps their range to 8
+    bits; palette and other colour spaces become RGB, and a colour key (PNG tRNS) or
+    palette transparency gives LA or RGBA.
     """
+    if image.mode in ("I", "F"):
+        raise ValueError(
+            f"{'32-bit integer' if image.mode == 'I' else 'floating-point'} images are not "
+            "supported: convert them to 8 or 16 bits first"
+        )
     if image.mode in _SIXTEEN_BIT_MODES:
         samples = np.clip(np.asarray(image, dtype=np.int64), 0, 0xFFFF)
         return (samples >> 8).astype(np.uint8)
-    if image.mode == "F":
-        raise ValueError("floating-point images are not supported")
     mode = _EIGHT_BIT_MODES.get(image.mode)
+    if "transparency" in image.info and mode in ("L", "RGB"):
+        mode += "A"
     if mode is None:
         mode = "RGBA" if image.has_transparency_data else "RGB"
     return np.asarray(image if image.mode == mode else image.convert(mode))
@@ -265,17 +332,20 @@ def _convert(job: FileJob, convert: Callable[..., Converted]) -> Result:
 
 
 def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
+    if not job.pixel_limit:
+        Image.MAX_IMAGE_PIXELS = None
     with failing_as(ExitStatus.INPUT, "read"), Image.open(stream) as image:
+        _check_ditherable(job.options, image)
         pixels = image_pixels(image)
         kept = {} if job.strip else _fitting_metadata(image, pixels)
-    with failing_as(ExitStatus.INPUT, "encode"):
+    with failing_as(ExitStatus.INPUT, "encode"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QualityWarning)
         data = encode_with(pixels, dataclasses.replace(job.options, **kept))
+    _check_quality(job.options, [w.message for w in caught if w.category is QualityWarning])
     info = vqformat.read_info(data)
-    if job.options.min_psnr is not None:
-        _check_quality(pixels, data, job.options.min_psnr, info.colors)
     summary = (
-        f"{info.width}x{info.height} {info.mode}, {info.colors} colours "
-        f"({info.bits_per_index} bits/index), "
+        f"{info.width}x{info.height} {info.mode}, {plural(info.colors, 'colour')} "
+        f"({plural(info.bits_per_index, 'bit')}/index), "
         f"{8 * len(data) / (info.width * info.height):.3g} bits/pixel"
     )
     skipped = ""
@@ -308,15 +378,36 @@ def _storable(**metadata: object) -> bool:
     return True
 
 
-def _check_quality(pixels: np.ndarray, data: bytes, min_psnr: float, colors: int) -> None:
-    """Refuse, as pngquant --quality does, a result whose PSNR misses the target."""
-    reached = image_psnr(pixels, vqformat.decode(data))
-    if reached < min_psnr:
-        raise JobFailure(
-            ExitStatus.QUALITY_TOO_LOW,
-            f"{reached:.2f} dB with {colors} colours is below --min-psnr {min_psnr:g}; "
-            "nothing written (allow more colours with -k)",
-        )
+def _check_ditherable(options: EncodeOptions, image: Image.Image) -> None:
+    """Refuse --dither on an image it cannot apply to, from the header alone."""
+    if options.dither:
+        colors = options.colors if options.palette is None else len(options.palette)
+        try:
+            check_ditherable(len(image.getbands()), colors)
+        except VQIError as error:
+            raise JobFailure(ExitStatus.USAGE, f"--dither: {error}") from None
+
+
+def _check_quality(options: EncodeOptions, missed: list[QualityWarning]) -> None:
+    """Refuse, as pngquant --quality does, a result whose PSNR (judged before any
+    dithering, as the encoder judges it) misses the target."""
+    if not missed:
+        return
+    warning = missed[0]
+    hint = (
+        "allow more colours with -k"
+        if warning.colors >= options.colors
+        else f"only {warning.colors} of -k {options.colors} colours could be used"
+    )
+    raise JobFailure(
+        ExitStatus.QUALITY_TOO_LOW,
+        f"{warning.reached:.2f} dB with {plural(warning.colors, 'colour')} is below "
+        f"--min-psnr {warning.target:g}; nothing written ({hint})",
+    )
+
+
+_EXACT_SAVE_OPTIONS = {"WEBP": {"lossless": True, "exact": True, "quality": 100}}
+_ALWAYS_EXACT = {"PNG", "TIFF"}  # hold L, LA, RGB and RGBA losslessly: no need to read back
 
 
 def _decode(job: DecodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
@@ -325,7 +416,43 @@ def _decode(job: DecodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
         keywords = metadata_save_keywords(vqformat.read_metadata(data), job.image_format)
         image = Image.fromarray(vqformat.decode(data))
     summary = f"{image.width}x{image.height} {image.mode}, {job.image_format}"
-    return Converted(lambda out: image.save(out, format=job.image_format, **keywords), summary)
+    with writing(job.target):
+        encoded = io.BytesIO()
+        options = {**keywords, **_EXACT_SAVE_OPTIONS.get(job.image_format, {})}
+        image.save(encoded, format=job.image_format, **options)
+    if not job.lossy and job.image_format not in _ALWAYS_EXACT:
+        _check_exact(image, encoded, job.image_format)
+    return Converted(lambda out: out.write(encoded.getvalue()), summary)
+
+
+@contextmanager
+def _own_output() -> Iterator[None]:
+    """Read back a file this process just wrote: Pillow's bomb limit does not apply."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _check_exact(image: Image.Image, encoded: io.BytesIO, image_format: str) -> None:
+    """Refuse a format that would not give back every pixel (lossy, no alpha, resized),
+    by reading the encoded file back."""
+    try:
+        encoded.seek(0)
+        with _own_output(), Image.open(encoded) as written:
+            exact = written.size == image.size and np.array_equal(
+                np.asarray(written.convert(image.mode)), np.asarray(image)
+            )
+    except (OSError, ValueError):
+        exact = False
+    if not exact:
+        raise JobFailure(
+            ExitStatus.UNWRITABLE,
+            f"{image_format} cannot hold this {image.mode} image exactly; nothing written "
+            "(use png, webp or tiff, or pass --lossy to accept the loss)",
+        )
 
 
 def file_info(source: str) -> dict:

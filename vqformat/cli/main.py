@@ -23,7 +23,9 @@ from vqformat import dataset
 
 from ..errors import VQIError
 from ..options import EncodeOptions, command_line_options
+from ..quantizer.dither import check_ditherable
 from .batch import (
+    Interrupted,
     Mapper,
     Reporter,
     UsageError,
@@ -39,6 +41,7 @@ from .jobs import (
     EncodeJob,
     ExitStatus,
     JobFailure,
+    StdoutClosed,
     check_output,
     decode_file,
     describe,
@@ -46,7 +49,9 @@ from .jobs import (
     encode_file,
     failing_as,
     file_info,
+    one_line_warnings,
     output_format,
+    plural,
     read_pixels,
     write_output,
     writing,
@@ -64,6 +69,7 @@ EXIT_STATUS_HELP = {
     ExitStatus.SKIPPED: "--skip-if-larger: a result was not smaller than its input",
     ExitStatus.QUALITY_TOO_LOW: "--min-psnr: the target was not reached with -k colours",
     ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitStatus.STDOUT_CLOSED: "standard output was closed early (as by head); quiet",
 }
 
 EXAMPLES = """\
@@ -94,8 +100,7 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors exit with ExitStatus.USAGE."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(ExitStatus.USAGE, f"vqi: {message}\n")
+        self.exit(ExitStatus.USAGE, f"vqi: {message}\nsee '{self.prog} --help'\n")
 
 
 def _integer(text: str) -> int:
@@ -201,7 +206,7 @@ def _add_command(
         parents=[*parents, _common_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, command_parser=parser)
     return parser
 
 
@@ -233,6 +238,13 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
         help="drop the input's colour profile, EXIF, XMP and text (kept by default)",
     )
     parser.add_argument(
+        "--no-pixel-limit",
+        dest="pixel_limit",
+        action="store_false",
+        help="encode images over Pillow's decompression-bomb limit (about 179 megapixels); "
+        "only for inputs you trust",
+    )
+    parser.add_argument(
         "--palette",
         metavar="FILE",
         help="encode every image with this palette file (from vqi fit-palette) instead of "
@@ -243,14 +255,21 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
 def run_encode(args: argparse.Namespace) -> int:
     targets = plan_targets(args.inputs, args.output, ".vqi")
     shared_palette = _read_palette_file(args.palette) if args.palette else None
+    options = EncodeOptions.from_mapping({**vars(args), "palette": shared_palette})
+    if options.dither:
+        try:
+            check_ditherable(3, options.colors if shared_palette is None else len(shared_palette))
+        except VQIError as error:
+            raise UsageError(f"--dither: {error}") from None
     jobs = [
         EncodeJob(
             source=source,
             target=target,
             force=args.force,
-            options=EncodeOptions.from_mapping({**vars(args), "palette": shared_palette}),
+            options=options,
             skip_if_larger=args.skip_if_larger,
             strip=args.strip,
+            pixel_limit=args.pixel_limit,
         )
         for source, target in zip(args.inputs, targets, strict=True)
     ]
@@ -278,6 +297,12 @@ def add_decode(subparsers: argparse._SubParsersAction) -> None:
         help="output format by extension, e.g. png, webp, tiff, bmp "
         "(default: the extension of -o, else png)",
     )
+    parser.add_argument(
+        "--lossy",
+        action="store_true",
+        help="accept a format that cannot hold the image exactly (JPEG, alpha into BMP, "
+        "...); without it such a file is refused with exit status 16",
+    )
 
 
 def run_decode(args: argparse.Namespace) -> int:
@@ -285,16 +310,27 @@ def run_decode(args: argparse.Namespace) -> int:
     targets = plan_targets(args.inputs, args.output, suffix)
     try:
         formats = [output_format(target, args.format) for target in targets]
+        named = [output_format(target, None) for target in targets if target != STDIO]
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if args.format and named and named[0] != formats[0] and os.path.splitext(targets[0])[1]:
+        raise UsageError(f"--format {args.format} contradicts the extension of {targets[0]}")
     jobs = [
-        DecodeJob(source=source, target=target, force=args.force, image_format=image_format)
+        DecodeJob(
+            source=source,
+            target=target,
+            force=args.force,
+            image_format=image_format,
+            lossy=args.lossy,
+        )
         for source, target, image_format in zip(args.inputs, targets, formats, strict=True)
     ]
     return _run_batch(decode_file, jobs, args, "decoded")
 
 
 def _run_batch(work: Callable, jobs: Sequence, args: argparse.Namespace, verb: str) -> int:
+    if args.dask and args.jobs != 1:
+        raise UsageError("--dask runs the jobs on the cluster: -j does not apply")
     folder = output_folder(args.inputs, args.output)
     if folder is not None:
         try:
@@ -306,6 +342,9 @@ def _run_batch(work: Callable, jobs: Sequence, args: argparse.Namespace, verb: s
     try:
         with _mapper(args, len(jobs)) as mapper:
             results = run_jobs(work, jobs, mapper, reporter)
+    except Interrupted as interruption:
+        reporter.interrupted(interruption.results)
+        return ExitStatus.INTERRUPTED
     except VQIError as error:  # the cluster cannot be reached; no job has run
         raise UsageError(str(error)) from None
     return overall_status(results)
@@ -344,7 +383,13 @@ def add_fit_palette(subparsers: argparse._SubParsersAction) -> None:
 def run_fit_palette(args: argparse.Namespace) -> int:
     if STDIO in args.inputs:
         raise UsageError("fit-palette reads files; '-' (standard input) is not one")
+    folder = output_folder(args.inputs[:1], args.output)  # '-o DIR/' as encode reads it
+    if folder is not None:
+        args.output = os.path.join(folder, "palette.vqi")
     try:
+        if folder is not None:
+            with writing(args.output):
+                os.makedirs(folder, exist_ok=True)
         check_output(args.output, args.force)
         with failing_as(ExitStatus.INPUT, "fit a palette"):
             fitted = dataset.fit_palette(_named_pixels(args.inputs), args.colors)
@@ -355,7 +400,9 @@ def run_fit_palette(args: argparse.Namespace) -> int:
         return failure.status
     if not args.quiet:
         print(
-            f"{args.output}: {len(fitted)} colours from {len(args.inputs)} images", file=sys.stderr
+            f"{args.output}: {plural(len(fitted), 'colour')} from "
+            f"{plural(len(args.inputs), 'image')}",
+            file=sys.stderr,
         )
     return ExitStatus.OK
 
@@ -373,7 +420,21 @@ def _read_palette_file(path: str) -> np.ndarray:
     try:
         return dataset.read_palette(path)
     except VQIError as error:
-        raise UsageError(f"--palette {path}: {error}") from None
+        raise UsageError(f"--palette {path}: {_not_a_palette(path) or error}") from None
+    except OSError as error:
+        raise UsageError(f"--palette {path}: cannot read: {describe(error)}") from None
+
+
+def _not_a_palette(path: str) -> str:
+    """Why an ordinary .vqi image is no palette file, and how to make one; else ''."""
+    try:
+        info = vqformat.read_info(path)
+    except (VQIError, OSError):
+        return ""
+    return (
+        f"a {info.width}x{info.height} image, not a palette file "
+        "(make one with: vqi fit-palette IMAGES -o palette.vqi)"
+    )
 
 
 # --- info --------------------------------------------------------------------------------
@@ -473,6 +534,14 @@ def run_demo(args: argparse.Namespace) -> int:
     return run(args.output, force=args.force, quiet=args.quiet)
 
 
+def _stdout_closed() -> int:
+    """End quietly when the reader of standard output has gone, as ``ls | head`` does:
+    no message, and no flush error at exit."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return ExitStatus.STDOUT_CLOSED
+
+
 # --- main --------------------------------------------------------------------------------
 
 COMMANDS = (add_encode, add_decode, add_fit_palette, add_info, add_demo)
@@ -493,9 +562,17 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    one_line_warnings()
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # named by the command's parser, so that the hint points at its --help
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.run(args))
+    except (StdoutClosed, BrokenPipeError):
+        return _stdout_closed()
+    except MemoryError:
+        print("vqi: out of memory", file=sys.stderr)
+        return ExitStatus.NO_MEMORY
     except UsageError as error:
         print(f"vqi: {error}", file=sys.stderr)
         return ExitStatus.USAGE

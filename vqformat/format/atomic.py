@@ -3,6 +3,8 @@
 Data goes to a temporary file in the destination folder (so the final rename stays on one
 file system), is flushed and fsynced, then moved onto the target in one step. Any failure,
 including KeyboardInterrupt, removes the temporary file and leaves the target untouched.
+A symbolic link is written through (its target file is replaced, the link stays), and a
+replaced file keeps its permission bits.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -44,6 +47,12 @@ def _create_temporary(target: Path) -> tuple[Path, int]:
         except FileExistsError:
             continue
     raise FileExistsError(f"cannot create a temporary file beside {target}")
+
+
+def _keep_mode(descriptor: int, target: Path) -> None:
+    """Give the new file the permission bits of the file it replaces, if there is one."""
+    with contextlib.suppress(FileNotFoundError):
+        os.fchmod(descriptor, stat.S_IMODE(os.stat(target).st_mode))
 
 
 def _sync_directory(folder: Path) -> None:
@@ -87,11 +96,12 @@ def atomic_output(path: str | os.PathLike, *, force: bool = False) -> Iterator[B
     Raises OutputExistsError if ``path`` exists and ``force`` is false, and
     IsADirectoryError if it is a folder.
     """
-    target = Path(path)
-    check_target(target, force=force)
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    check_target(path, force=force)
     temporary, descriptor = _create_temporary(target)
     try:
         with os.fdopen(descriptor, "wb") as stream:
+            _keep_mode(stream.fileno(), target)
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

@@ -160,6 +160,24 @@ def iter_index_strips(
             return  # the rest is not needed; a full decode goes on to check IEND
 
 
+def iter_decodable_strips(reader: Reader) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (first row, indices) of every strip whose data decodes, skipping the
+    others, until the chunk layout itself breaks (a truncated file, a forged length).
+
+    For loading damaged files: strips decode independently, so one bad strip need not
+    cost the rest. ``reader`` must have read the palette; one without CRC checks also
+    keeps strips whose flipped bits still decode.
+    """
+    header = reader.header
+    codec = methods.codec_by_code(header.compression)
+    for strip, payload in enumerate(_strip_payloads(reader)):
+        try:
+            indices = _decode_strip(codec, header, strip, payload)
+        except VQIError:
+            continue
+        yield header.strip_span(strip)[0], indices
+
+
 def _first_at_or_after(wanted: range, row: int) -> int:
     """Position in ``wanted`` (a range of step >= 1) of its first row >= ``row``."""
     return min(len(wanted), max(0, -(-(row - wanted.start) // wanted.step)))
