@@ -62,7 +62,7 @@ def test_a_failing_job_raises_its_error(address):
 
 def test_a_clear_error_without_dask(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
-    with pytest.raises(vqformat.VQIError, match=r"vqformat\[dask\]"):
+    with pytest.raises(ImportError, match=r"vqformat\[dask\]"):
         distributed.encode_batch(images(1), address="tcp://127.0.0.1:1")
 
 

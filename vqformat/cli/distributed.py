@@ -14,19 +14,18 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from ..errors import VQIError
 from ..pipeline import encode
+from .batch import Mapper
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-Mapper = Callable[[Callable[[Item], Result], Iterable[Item]], Iterator[Result]]
 
 
 def _client_class() -> type:
     try:
         from dask.distributed import Client
     except ImportError:
-        raise VQIError(
+        raise ModuleNotFoundError(
             "running on a Dask cluster needs dask.distributed: pip install 'vqformat[dask]'"
         ) from None
     return Client
@@ -45,7 +44,7 @@ def cluster_mapper(address: str) -> Iterator[Mapper]:
     try:
         client = client_class(address, set_as_default=False)
     except OSError as error:  # includes timeouts
-        raise VQIError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+        raise ConnectionError(f"cannot reach the Dask scheduler at {address}: {error}") from None
     with client:
 
         def mapper(job: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[Result]:

@@ -345,7 +345,7 @@ def _run_batch(work: Callable, jobs: Sequence, args: argparse.Namespace, verb: s
     except Interrupted as interruption:
         reporter.interrupted(interruption.results)
         return ExitStatus.INTERRUPTED
-    except VQIError as error:  # the cluster cannot be reached; no job has run
+    except (ImportError, ConnectionError) as error:  # no dask, or no cluster: no job has run
         raise UsageError(str(error)) from None
     return overall_status(results)
 
