@@ -184,9 +184,9 @@ def test_entry_points_work_without_importing_vqformat(tmp_path):
         f"""
         import sys
         import numcodecs, numpy as np, zarr
+        assert "vqformat" not in sys.modules, "vqformat was imported before decoding"
         codec = numcodecs.get_codec({{"id": "vqi", "colors": 16}})
         array = zarr.open_array({str(tmp_path / "v3.zarr")!r})
-        assert "vqformat" not in sys.modules, "vqformat was imported before decoding"
         data = np.load({str(tmp_path / "data.npy")!r})
         assert np.array_equal(array[:], data)
         assert np.array_equal(codec.decode(codec.encode(data)), data)
