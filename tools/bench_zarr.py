@@ -57,11 +57,11 @@ def candidates(stack: np.ndarray) -> dict[str, dict[str, Any]]:
     except ImportError:
         return out
     for name, make in (
-        ("PNG (lossless)", lambda: ic.Png(squeeze=[0])),
-        ("QOI (lossless)", lambda: ic.Qoi(squeeze=[0])),
-        ("WebP lossless", lambda: ic.Webp(lossless=True, squeeze=[0])),
-        ("JPEG q=90", lambda: ic.Jpeg(level=90, squeeze=[0])),
-        ("JPEG q=75", lambda: ic.Jpeg(level=75, squeeze=[0])),
+        ("PNG (lossless)", lambda: ic.Png()),
+        ("QOI (lossless)", lambda: ic.Qoi()),
+        ("WebP lossless", lambda: ic.Webp(lossless=True)),
+        ("JPEG q=90", lambda: ic.Jpeg(level=90)),
+        ("JPEG q=75", lambda: ic.Jpeg(level=75)),
     ):
         try:
             out[name] = {"compressors": make(), "filters": None, "zarr_format": 2}
