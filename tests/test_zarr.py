@@ -198,3 +198,10 @@ def test_entry_points_work_without_importing_vqformat(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_importing_vqformat_imports_neither_zarr_nor_numcodecs():
+    script = "import sys, vqformat; print(sorted({'zarr', 'numcodecs'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
