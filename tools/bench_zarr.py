@@ -56,6 +56,7 @@ def candidates(stack: np.ndarray) -> dict[str, dict[str, Any]]:
         from imagecodecs import numcodecs as ic
     except ImportError:
         return out
+    ic.register_codecs(verbose=False)  # so that reading the v2 arrays finds them
     for name, make in (
         ("PNG (lossless)", lambda: ic.Png()),
         ("QOI (lossless)", lambda: ic.Qoi()),
