@@ -31,6 +31,9 @@ _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 _COARSE_BITS = 6
 _TOLERANCE = 1e-3  # scikit-learn's relative tolerance, for the coarse and the exact stage
 _MINIBATCH_SIZE = 4096
+# Weight of the straight colour in the assignment space of images with alpha: it only
+# separates entries that look alike (at most 0.06 in squared distance, below rounding).
+_TIE_BREAK = 1 / 2048
 
 Fitter = Callable[["ColorTable", int, int], np.ndarray]
 """(colour table, at most this many colours, seed) -> (k, C) uint8 palette."""
@@ -230,12 +233,97 @@ def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.nda
         ) from None
     if len(table.colors) <= colors:
         return table.colors
+    if has_alpha(table.colors.shape[1]) and np.all(table.colors[:, -1] == 255):
+        # Opaque: the colour channels alone are the problem (a grey one, maybe).
+        opaque = ColorTable(table.colors[:, :-1], table.counts, table.inverse)
+        colour = _fit_table(opaque, colors, method, seed)
+        return np.hstack([colour, np.full_like(colour[:, :1], 255)])
+    if has_alpha(table.colors.shape[1]):
+        premultiplied = _premultiplied_table(table)
+        if len(premultiplied.colors) <= colors:
+            return _unpremultiplied(premultiplied.colors)
+        return _unpremultiplied(_fit_seen(table, premultiplied, colors, fitter, seed))
     if _is_grey(table.colors):
         # Equal channels (a grey photo saved as RGB) are a 1-channel problem, which has
         # an exact answer, and per-channel grids would waste entries off the diagonal.
         grey_table = ColorTable(table.colors[:, :1], table.counts, table.inverse)
         return np.repeat(fitter(grey_table, colors, seed), table.colors.shape[1], axis=1)
     return fitter(table, colors, seed)
+
+
+def has_alpha(channels: int) -> bool:
+    """Whether pixels of this many channels end in alpha (LA and RGBA)."""
+    return channels in (2, 4)
+
+
+def premultiply(colors: np.ndarray) -> np.ndarray:
+    """Float colours scaled by their alpha (the last channel): what a viewer sees over
+    black, so colour differences weigh as much as they show and every fully
+    transparent colour becomes (0, ..., 0)."""
+    values = colors.astype(np.float64)
+    values[:, :-1] *= values[:, -1:] / 255
+    return values
+
+
+def _premultiplied_table(table: ColorTable) -> ColorTable:
+    """The colour table in premultiplied alpha (rounded to uint8, which merges colours
+    no viewer can tell apart, all invisible ones among them), counts summed."""
+    merged = color_table(np.rint(premultiply(table.colors)).astype(np.uint8))
+    counts = np.bincount(merged.inverse, weights=table.counts).astype(np.int64)
+    return ColorTable(merged.colors, counts, merged.inverse[table.inverse])
+
+
+def _fit_seen(
+    table: ColorTable, premultiplied: ColorTable, colors: int, fitter: Fitter, seed: int
+) -> np.ndarray:
+    """Premultiplied float entries for an image with alpha. Fully transparent pixels,
+    if any, get an entry of their own, (0, ..., 0), and the visible colours the rest:
+    otherwise k-means may blend them with faint colours into an entry that shows."""
+    invisible = ~premultiplied.colors.any(axis=1)
+    if colors < 2 or not invisible.any():
+        return _exact_means(table, fitter(premultiplied, colors, seed))
+    visible = premultiplied.colors[~invisible]
+    if len(visible) >= colors:
+        counts = premultiplied.counts[~invisible]
+        visible = fitter(ColorTable(visible, counts, np.zeros(0, np.intp)), colors - 1, seed)
+    transparent = np.zeros_like(visible[:1])
+    return np.vstack([transparent, _exact_means(table, np.vstack([transparent, visible]))[1:]])
+
+
+def _exact_means(table: ColorTable, palette: np.ndarray) -> np.ndarray:
+    """One last Lloyd step on the unrounded premultiplied colours: each entry moves to
+    the weighted mean of the colours nearest it, undoing the uint8 rounding of the fit.
+    Entries no colour is nearest to keep their place."""
+    points = premultiply(table.colors)
+    nearest = _nearest(points, palette, lambda values: values.astype(np.float64))
+    weights = np.bincount(nearest, weights=table.counts, minlength=len(palette))
+    sums = [
+        np.bincount(nearest, weights=table.counts * points[:, channel], minlength=len(palette))
+        for channel in range(points.shape[1])
+    ]
+    means = palette.astype(np.float64)
+    used = weights > 0
+    means[used] = np.stack(sums, axis=1)[used] / weights[used, None]
+    return means
+
+
+def _unpremultiplied(palette: np.ndarray) -> np.ndarray:
+    """Premultiplied entries back to straight alpha, rounded and distinct (so at most
+    one fully transparent entry, (0, ..., 0))."""
+    values = palette.astype(np.float64)
+    values[:, -1] = np.rint(values[:, -1])
+    alpha = values[:, -1:]
+    values[:, :-1] *= np.divide(255, alpha, out=np.zeros_like(alpha), where=alpha > 0)
+    return _to_palette(values)
+
+
+def _assignment_space(colors: np.ndarray) -> np.ndarray:
+    """Where nearest entries are searched: premultiplied colour for images with alpha
+    (the fit's space), plus the straight colour scaled to a tie-breaker, so that a
+    colour in the palette (an invisible one too) still maps to itself."""
+    if not has_alpha(colors.shape[1]):
+        return colors.astype(np.float64)
+    return np.hstack([premultiply(colors), colors * _TIE_BREAK])
 
 
 def index_dtype(colors: int) -> type[np.unsignedinteger]:
@@ -249,27 +337,41 @@ def _is_grey(colors: np.ndarray) -> bool:
 
 
 def assign(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Index of the nearest palette entry (squared Euclidean) for each (N, C) pixel.
+    """Index of the nearest palette entry (squared Euclidean) for each (N, C) pixel;
+    with alpha, nearest as seen (premultiplied), as the palette was fitted.
 
     An exact k-d tree search (faster than the distance matrix for photo palettes in
     3-4 channels), done in chunks so memory stays bounded for any image size.
     """
+    return _nearest(pixels, palette, _assignment_space)
+
+
+def _nearest(
+    points: np.ndarray, centres: np.ndarray, space: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Index of the nearest centre for each point, both mapped by ``space`` first."""
     from scipy.spatial import cKDTree
 
-    tree = cKDTree(palette.astype(np.float64))
-    result = np.empty(len(pixels), dtype=index_dtype(len(palette)))
-    for start in range(0, len(pixels), _ASSIGN_CHUNK):
-        _, nearest = tree.query(pixels[start : start + _ASSIGN_CHUNK].astype(np.float64))
+    tree = cKDTree(space(centres))
+    result = np.empty(len(points), dtype=index_dtype(len(centres)))
+    for start in range(0, len(points), _ASSIGN_CHUNK):
+        _, nearest = tree.query(space(points[start : start + _ASSIGN_CHUNK]))
         result[start : start + _ASSIGN_CHUNK] = nearest
     return result
 
 
 def psnr(table: ColorTable, palette: np.ndarray, indices: np.ndarray) -> float:
     """PSNR in dB of the pixels a colour table counts, each distinct colour mapped to
-    ``palette[indices]``; infinite when exact."""
-    error = (table.colors.astype(np.float64) - palette[indices]) ** 2
+    ``palette[indices]``; infinite when exact. With alpha the error is the one seen
+    (premultiplied), so invisible colours cost nothing."""
+    error = (_visible(table.colors) - _visible(palette[indices])) ** 2
     mse = float(error.sum(axis=1) @ table.counts) / (table.counts.sum() * table.colors.shape[1])
     return _decibels(mse)
+
+
+def _visible(colors: np.ndarray) -> np.ndarray:
+    """Colours as compared for quality: premultiplied when they have alpha."""
+    return premultiply(colors) if has_alpha(colors.shape[1]) else colors.astype(np.float64)
 
 
 def image_psnr(original: np.ndarray, decoded: np.ndarray) -> float:
