@@ -29,6 +29,9 @@ _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 # Seeds and first iterations run on this many bits a channel: 5 bits is cheaper but
 # lumps smooth gradients into few heavy bins, whose seeds settle in poorer optima.
 _COARSE_BITS = 6
+# Images with at most this many distinct colours a palette entry skip the coarse stage:
+# skimage's logo (2139 colours) at k = 256 measured 55.0 dB coarse, 58.8 dB exact.
+_EXACT_FIT_PER_ENTRY = 16
 _TOLERANCE = 1e-3  # scikit-learn's relative tolerance, for the coarse and the exact stage
 _MINIBATCH_SIZE = 4096
 # Weight of the straight colour in the assignment space of images with alpha: it only
@@ -134,7 +137,9 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
         return fit_exact_grey(table, colors, seed)
     exact = (table.colors.astype(np.float32), table.counts.astype(np.float64))
     coarse = reduced_histogram(table, _COARSE_BITS)
-    if len(coarse[0]) <= colors:  # too few coarse bins to seed from: fit the exact colours
+    if len(coarse[0]) <= colors or len(exact[0]) <= _EXACT_FIT_PER_ENTRY * colors:
+        # Too few bins to seed from, or few colours (graphics), which the bins would
+        # lump together while the exact fit costs little: fit the exact colours.
         coarse = exact
     best, least_error = exact[0][:0], np.inf
     # One OpenMP/BLAS thread: these problems are small and threads only contend here
