@@ -134,11 +134,11 @@ def test_assignment_is_truly_nearest(pixels, colors, seed):
         rng.integers(0, 256, size=(colors, pixels.shape[1]), dtype=np.uint8), axis=0
     )
     indices = palette_fitting.assign(pixels, palette)
-    seen = palette_fitting.premultiply if palette_fitting.has_alpha(pixels.shape[1]) else np.float64
+    seen = palette_fitting.seen if palette_fitting.has_alpha(pixels.shape[1]) else np.float64
     distances = ((seen(pixels)[:, None, :] - seen(palette)[None]) ** 2).sum(axis=2)
     chosen = distances[np.arange(len(pixels)), indices]
     # With alpha, a tie-breaker on the straight colour may pick an entry that looks
-    # alike but is at most 4 * (255 / 2048)**2 further in the premultiplied space.
+    # alike but is at most 4 * (255 / 2048)**2 further as seen.
     assert np.all(chosen <= distances.min(axis=1) + 0.07)
 
 
