@@ -354,13 +354,16 @@ def _exact_means(table: ColorTable, centres: np.ndarray) -> np.ndarray:
     return means
 
 
-def _assignment_space(colors: np.ndarray) -> np.ndarray:
+def _assignment_space(palette: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """Where nearest entries are searched: ``seen`` coordinates for images with alpha
-    (the fit's space), plus the straight colour scaled to a tie-breaker, so that a
-    colour in the palette (an invisible one too) still maps to itself."""
-    if not has_alpha(colors.shape[1]):
-        return colors.astype(np.float64)
-    return np.hstack([seen(colors), colors * _TIE_BREAK])
+    (the fit's space). Entries look alike only when invisible; if a palette has several,
+    the straight colour, scaled to a tie-breaker, is added so that each invisible colour
+    still maps to itself (the extra dimensions slow the k-d tree, so only then)."""
+    if not has_alpha(palette.shape[1]):
+        return lambda colors: colors.astype(np.float64)
+    if np.count_nonzero(palette[:, -1] == 0) <= 1:
+        return seen
+    return lambda colors: np.hstack([seen(colors), colors * _TIE_BREAK])
 
 
 def index_dtype(colors: int) -> type[np.unsignedinteger]:
@@ -380,7 +383,7 @@ def assign(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     An exact k-d tree search (faster than the distance matrix for photo palettes in
     3-4 channels), done in chunks so memory stays bounded for any image size.
     """
-    return _nearest(pixels, palette, _assignment_space)
+    return _nearest(pixels, palette, _assignment_space(palette))
 
 
 def _nearest(
