@@ -8,11 +8,13 @@ quantization only, PNG written untimed for its size), the pngquant CLI (``--spee
 --nofs``; wall time including process start and PNG I/O) and Pillow's quantizers (PNG
 size). Peers that are not installed are skipped. Times are medians of ``--repeats``
 runs (KMeans on all pixels, being slow, of ``--kmeans-repeats``). The same tables for
-the grey photos (as RGB with equal channels), then tables of dithering, of fitting in
-CIELAB and of grey strategies at k = 8, and a rate-distortion plot (bits per pixel
-against PSNR, medians over the colour photos).
+the grey photos (as RGB with equal channels), then tables of dithering, of
+transparency (RGBA images composited over black and white), of fitting in CIELAB and
+of grey strategies at k = 8, and a rate-distortion plot (bits per pixel against PSNR,
+medians over the colour photos). Every row gives SSIM (scikit-image) beside PSNR.
 
     python tools/bench.py [--colors 16 64 256] [--repeats 3] [--plot rd.png]
+    python tools/bench.py --only rgba   # or dither: just that table
 """
 
 from __future__ import annotations
