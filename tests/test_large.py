@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import vqformat
 from vqformat import dataset, pipeline
 from vqformat.format import methods as compression
+from vqformat.quantizer import palette as palette_fitting
 from vqformat.quantizer import streaming
 
 
@@ -70,12 +71,14 @@ def test_sampled_encode_of_a_memmap_round_trips(tmp_path, sampled, channels):
     assert vqformat.read_info(data).colors <= 32
     decoded = vqformat.decode(data)
     assert decoded.shape == pixels.shape
-    assert psnr(decoded, pixels) > 25
     palette, indices = vqformat.decode_indexed(data)
-    flat = pixels.reshape(-1, palette.shape[1]).astype(np.int64)
-    nearest = ((flat[:, None, :] - palette[None].astype(np.int64)) ** 2).sum(-1).min(1)
-    chosen = ((flat - palette[indices.ravel()]) ** 2).sum(-1)
-    assert np.array_equal(chosen, nearest)  # every pixel maps to a nearest entry
+    # Colours with alpha are fitted and mapped as seen (composited over black and white).
+    seen = palette_fitting.seen if palette_fitting.has_alpha(channels) else np.float64
+    flat, entries = seen(pixels.reshape(-1, palette.shape[1])), seen(palette)
+    assert psnr(seen(decoded.reshape(flat.shape)), flat) > 25
+    nearest = ((flat[:, None, :] - entries[None]) ** 2).sum(-1).min(1)
+    chosen = ((flat - entries[indices.ravel()]) ** 2).sum(-1)
+    assert np.allclose(chosen, nearest)  # every pixel maps to a nearest entry
 
 
 def test_save_to_path_file_object_and_encode_agree(tmp_path, sampled):

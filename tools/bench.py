@@ -8,11 +8,13 @@ quantization only, PNG written untimed for its size), the pngquant CLI (``--spee
 --nofs``; wall time including process start and PNG I/O) and Pillow's quantizers (PNG
 size). Peers that are not installed are skipped. Times are medians of ``--repeats``
 runs (KMeans on all pixels, being slow, of ``--kmeans-repeats``). The same tables for
-the grey photos (as RGB with equal channels), then tables of dithering, of fitting in
-CIELAB and of grey strategies at k = 8, and a rate-distortion plot (bits per pixel
-against PSNR, medians over the colour photos).
+the grey photos (as RGB with equal channels), then tables of dithering, of
+transparency (RGBA images composited over black and white), of fitting in CIELAB and
+of grey strategies at k = 8, and a rate-distortion plot (bits per pixel against PSNR,
+medians over the colour photos). Every row gives SSIM (scikit-image) beside PSNR.
 
     python tools/bench.py [--colors 16 64 256] [--repeats 3] [--plot rd.png]
+    python tools/bench.py --only rgba   # or dither: just that table
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from vqformat.quantizer import palette as palette_fitting
 class Result:
     seconds: float
     psnr: float
-    size: int  # bytes of the tool's output file
+    size: int
+    ssim: float  # bytes of the tool's output file
 
 
 Encoder = Callable[[np.ndarray, int], tuple[np.ndarray, int]]
@@ -53,6 +56,21 @@ Encoder = Callable[[np.ndarray, int], tuple[np.ndarray, int]]
 def psnr(original: np.ndarray, decoded: np.ndarray) -> float:
     error = np.mean((original.astype(np.float64) - decoded) ** 2)
     return float("inf") if error == 0 else 10 * np.log10(255**2 / error)
+
+
+def ssim(original: np.ndarray, decoded: np.ndarray) -> float:
+    """scikit-image's SSIM over the colour channels (data range 255)."""
+    from skimage.metrics import structural_similarity
+
+    channel_axis = -1 if original.ndim == 3 else None
+    return float(
+        structural_similarity(
+            np.asarray(original, np.float64),
+            np.asarray(decoded, np.float64),
+            data_range=255,
+            channel_axis=channel_axis,
+        )
+    )
 
 
 class _untimed:
@@ -75,7 +93,7 @@ def measure(encoder: Encoder, image: np.ndarray, colors: int, repeats: int) -> R
         start = time.perf_counter()
         decoded, size = encoder(image, colors)
         times.append(time.perf_counter() - start - (_untimed.spent - excluded))
-    return Result(statistics.median(times), psnr(image, decoded), size)
+    return Result(statistics.median(times), psnr(image, decoded), size, ssim(image, decoded))
 
 
 def gain(psnr: float, reference: float) -> float:
@@ -120,19 +138,23 @@ def _png_size(image: Image.Image) -> int:
     return out.tell()
 
 
-def encode_libimagequant(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+def encode_libimagequant(
+    image: np.ndarray, colors: int, dithering: float = 0.0
+) -> tuple[np.ndarray, int]:
+    """RGB or RGBA through libimagequant, decoded to the image's channels."""
     import imagequant
 
-    height, width, _ = image.shape
-    rgba = np.dstack([image, np.full((height, width), 255, np.uint8)])
+    height, width, channels = image.shape
+    rgba = image if channels == 4 else np.dstack([image, np.full((height, width), 255, np.uint8)])
     indices, palette = imagequant.quantize_raw_rgba_bytes(
-        rgba.tobytes(), width, height, dithering_level=0.0, max_colors=colors
+        rgba.tobytes(), width, height, dithering_level=dithering, max_colors=colors
     )
     with _untimed():
-        rgb = np.array(palette, np.uint8).reshape(-1, 4)[:, :3]
+        entries = np.array(palette, np.uint8).reshape(-1, 4)[:, :channels]
         index_image = Image.frombytes("P", (width, height), indices)
-        index_image.putpalette(rgb.tobytes())
-        return rgb[np.frombuffer(indices, np.uint8)].reshape(image.shape), _png_size(index_image)
+        index_image.putpalette(entries.tobytes(), "RGBA" if channels == 4 else "RGB")
+        decoded = entries[np.frombuffer(indices, np.uint8)].reshape(image.shape)
+        return decoded, _png_size(index_image)
 
 
 def encode_pngquant(image: np.ndarray, colors: int, dither: bool = False) -> tuple[np.ndarray, int]:
@@ -144,7 +166,8 @@ def encode_pngquant(image: np.ndarray, colors: int, dither: bool = False) -> tup
         command += [] if dither else ["--nofs"]
         subprocess.run([*command, str(colors), str(source)], check=True)
         with _untimed():
-            return np.asarray(Image.open(target).convert("RGB")), target.stat().st_size
+            mode = "RGBA" if image.shape[-1] == 4 else "RGB"
+            return np.asarray(Image.open(target).convert(mode)), target.stat().st_size
 
 
 def pillow_encoder(method: Image.Quantize) -> Encoder:
@@ -197,7 +220,10 @@ def _ratio_columns(result: Result, peers: dict[str, Result]) -> str:
 
 def print_table(colors: int, results: Results, photos: dict[str, np.ndarray]) -> None:
     print(f"\n## k = {colors}")
-    header = f"{'image':<10} {'encoder':<18} {'seconds':>8} {'PSNR':>7} {'bytes':>8} {'bpp':>6}"
+    header = (
+        f"{'image':<10} {'encoder':<18} {'seconds':>8} {'PSNR':>7} {'SSIM':>6} "
+        f"{'bytes':>8} {'bpp':>6}"
+    )
     print(header + "   time/dB vs pngquant  time/dB vs libimagequant")
     for name, image in photos.items():
         peers = {encoder: rows[name] for encoder, rows in results.items()}
@@ -205,7 +231,7 @@ def print_table(colors: int, results: Results, photos: dict[str, np.ndarray]) ->
             bpp = 8 * result.size / (image.shape[0] * image.shape[1])
             print(
                 f"{name:<10} {encoder:<18} {result.seconds:8.3f} {result.psnr:7.2f} "
-                f"{result.size:8d} {bpp:6.3f}   {_ratio_columns(result, peers)}"
+                f"{result.ssim:6.4f} {result.size:8d} {bpp:6.3f}   {_ratio_columns(result, peers)}"
             )
     print("median over images (ratios: median of the per-image ratios)")
     for encoder, rows in results.items():
@@ -217,6 +243,7 @@ def _median_row(rows: dict[str, Result], results: Results, photos: dict[str, np.
     cells = [
         f"{statistics.median(r.seconds for r in rows.values()):8.3f}",
         f"{statistics.median(r.psnr for r in rows.values()):7.2f}",
+        f"{statistics.median(r.ssim for r in rows.values()):6.4f}",
         f"{statistics.median(r.size for r in rows.values()):8.0f}",
         f"{statistics.median(bpp):6.3f}  ",
     ]
@@ -277,11 +304,15 @@ def dither_encoders() -> dict[str, Encoder]:
         encoders["pngquant (dithered)"] = lambda image, colors: encode_pngquant(
             image, colors, dither=True
         )
+    if _importable("imagequant"):
+        encoders["libimagequant (dithered)"] = lambda image, colors: encode_libimagequant(
+            image, colors, dithering=1.0
+        )
     return encoders
 
 
 def print_dither_table(photos: dict[str, np.ndarray], colors_list: list[int]) -> None:
-    print("\n## dithering: medians over the photos of PSNR, blurred PSNR (sigma 1.5) and bpp")
+    print("\n## dithering: medians over the photos of PSNR, blurred PSNR (sigma 1.5), SSIM and bpp")
     encoders = dither_encoders()
     print(f"{'k':>4} " + "".join(f"{name:>30}" for name in encoders))
     for colors in colors_list:
@@ -291,10 +322,97 @@ def print_dither_table(photos: dict[str, np.ndarray], colors_list: list[int]) ->
             for image in photos.values():
                 decoded, size = encoder(image, colors)
                 bpp = 8 * size / (image.shape[0] * image.shape[1])
-                rows.append((psnr(image, decoded), blurred_psnr(image, decoded), bpp))
+                rows.append(
+                    (psnr(image, decoded), blurred_psnr(image, decoded), ssim(image, decoded), bpp)
+                )
             medians = [statistics.median(column) for column in zip(*rows, strict=True)]
-            cells.append("{:7.2f} {:7.2f} {:6.3f}".format(*medians))
+            cells.append("{:6.2f} {:6.2f} {:6.4f} {:5.2f}".format(*medians))
         print(f"{colors:>4} " + "".join(f"{cell:>30}" for cell in cells))
+
+
+# --- transparency table ------------------------------------------------------------
+
+
+def transparent_images(photos: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """RGBA test images: photos in a soft-edged disc, a sprite with garbage under
+    alpha 0, an antialiased icon (drawn at 4x, downsampled) and skimage's logo."""
+    from skimage import data
+
+    rng = np.random.default_rng(0)
+    images = {}
+    for name, photo in list(photos.items())[:2]:
+        height, width, _ = photo.shape
+        rows, columns = np.mgrid[:height, :width]
+        radius = np.hypot(rows - height / 2, columns - width / 2)
+        alpha = np.clip((0.4 * min(height, width) - radius) / (0.1 * height), 0, 1) * 255
+        images[f"disc-{name}"] = _with_garbage(np.dstack([photo, alpha.astype(np.uint8)]), rng)
+    sprite = np.zeros((128, 128, 4), np.uint8)
+    sprite[16:112, 16:112, :3] = next(iter(photos.values()))[100:196, 100:196]
+    sprite[16:112, 16:112, 3] = 255
+    sprite[40:88, 40:88, 3] = 128  # a half-transparent window
+    images["sprite"] = _with_garbage(sprite, rng)
+    icon = Image.new("RGBA", (512, 512), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(icon)
+    draw.ellipse((40, 40, 472, 472), fill=(30, 120, 220, 255), outline=(10, 40, 90, 255), width=24)
+    draw.polygon([(256, 90), (420, 400), (92, 400)], fill=(250, 200, 40, 230))
+    draw.rounded_rectangle((180, 250, 332, 370), 30, fill=(220, 40, 60, 160))
+    images["icon"] = np.asarray(icon.resize((128, 128), Image.Resampling.LANCZOS))
+    images["skimage-logo"] = data.logo()
+    return images
+
+
+def _with_garbage(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random colours under alpha 0, as editors leave them."""
+    hidden = image[..., 3] == 0
+    image[hidden, :3] = rng.integers(0, 256, (int(hidden.sum()), 3))
+    return image
+
+
+def composites(image: np.ndarray) -> np.ndarray:
+    """An RGBA image over black and over white, side by side (float)."""
+    values = image.astype(np.float64)
+    alpha = values[..., 3:] / 255
+    over_black = values[..., :3] * alpha
+    return np.concatenate([over_black, over_black + 255 * (1 - alpha)], axis=1)
+
+
+def print_rgba_table(images: dict[str, np.ndarray], colors_list: list[int]) -> None:
+    """Composited PSNR over black and white, SSIM of the composites, alpha-0 entries."""
+    encoders: dict[str, Encoder] = {"vqi": encode_vqi_file}
+    if shutil.which("pngquant"):
+        encoders["pngquant --nofs"] = encode_pngquant
+    if _importable("imagequant"):
+        encoders["libimagequant"] = encode_libimagequant
+    sizes = ", ".join(f"{n} {i.shape[1]}x{i.shape[0]}" for n, i in images.items())
+    print(f"\n## transparency: {sizes}")
+    print("composited PSNR (over black and white), SSIM of the composites, alpha-0 entries")
+    for colors in colors_list:
+        print(f"\n### k = {colors}")
+        print(f"{'image':<16}" + "".join(f"{name:>26}" for name in encoders) + "   vqi - pngquant")
+        scores: dict[str, list[float]] = {name: [] for name in encoders}
+        for name, image in images.items():
+            cells = []
+            for encoder_name, encoder in encoders.items():
+                decoded, _ = encoder(image, colors)
+                seen = composites(image), composites(decoded)
+                scores[encoder_name].append(psnr(*seen))
+                invisible = len(np.unique(decoded[decoded[..., 3] == 0], axis=0))
+                cells.append(f"{psnr(*seen):7.2f} {ssim(*seen):6.4f} {invisible:4d}")
+            print(f"{name:<16}" + "".join(f"{cell:>26}" for cell in cells) + _versus(scores, -1))
+        medians = "".join(f"{statistics.median(v):>26.2f}" for v in scores.values())
+        worst = min(_differences(scores), default=0.0)
+        print(f"{'median PSNR':<16}{medians}   worst image {worst:+.2f} dB")
+
+
+def _differences(scores: dict[str, list[float]]) -> list[float]:
+    if "pngquant --nofs" not in scores:
+        return []
+    return [v - p for v, p in zip(scores["vqi"], scores["pngquant --nofs"], strict=True)]
+
+
+def _versus(scores: dict[str, list[float]], row: int) -> str:
+    differences = _differences(scores)
+    return f"   {differences[row]:+.2f}" if differences else ""
 
 
 # --- colour space table ------------------------------------------------------------
@@ -454,9 +572,16 @@ def main() -> None:
         "--skip-grey-tables", action="store_true", help="omit the per-k tables of grey photos"
     )
     parser.add_argument("--plot", default="rd.png", help="rate-distortion plot (PNG)")
+    parser.add_argument(
+        "--only", choices=["rgba", "dither"], help="run only the transparency or dithering table"
+    )
     args = parser.parse_args()
 
     photos = colour_photos(args.image)
+    if args.only == "rgba":
+        return print_rgba_table(transparent_images(photos), args.colors)
+    if args.only == "dither":
+        return print_dither_table(photos, args.colors)
     greys = grey_photos(photos, args.grey_image)
     encoders = available_encoders(args.skip_kmeans)
     print(f"photos: {', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in photos.items())}")
@@ -467,6 +592,7 @@ def main() -> None:
         print("\n# grey photos, given to every encoder as RGB with equal channels")
         run_tables({n: np.dstack([g, g, g]) for n, g in greys.items()}, encoders, args)
     print_dither_table(photos, args.colors)
+    print_rgba_table(transparent_images(photos), args.colors)
     print_colour_space_table(photos, args.colors)
     print_grey_table(greys, args.grey_colors)
     draw_rd_plot(curves, args.plot)

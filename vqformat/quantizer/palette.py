@@ -12,6 +12,10 @@ and refine only the best.
 (KBinsDiscretizer's strategies, a grid of per-channel levels). Assignment is an exact
 nearest-neighbour search (k-d tree) over the distinct colours, spread to the pixels
 through the colour table.
+Colours with alpha (LA, RGBA) are fitted and assigned as a viewer sees them (``seen``:
+the error of the image composited over black and over white), so invisible colour
+differences cost nothing; all fully transparent pixels share one entry, (0, ..., 0).
+Opaque RGBA is fitted as its colour channels.
 """
 
 from __future__ import annotations
@@ -30,11 +34,18 @@ _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 # Seeds and first iterations run on this many bits a channel: 5 bits is cheaper but
 # lumps smooth gradients into few heavy bins, whose seeds settle in poorer optima.
 _COARSE_BITS = 6
+# Images with at most this many distinct colours a palette entry skip the coarse stage:
+# skimage's logo (2139 colours) at k = 256 measured 55.0 dB coarse, 58.8 dB exact.
+_EXACT_FIT_PER_ENTRY = 16
+_TABLE_OFFSET, _TABLE_SCALE = 127.5, 2 / 3  # see _to_table
 _TOLERANCE = 1e-3  # scikit-learn's relative tolerance, for the coarse and the exact stage
 _MINIBATCH_SIZE = 4096
 LARGE_PALETTE = 1024
 """From this many colours k-means runs with k-d tree assignment (``large``): scikit-learn's
 Lloyd costs N·k a step, which takes tens of seconds at k = 4096 on a photo."""
+# Weight of the straight colour in the assignment space of images with alpha: it only
+# separates entries that look alike (at most 0.06 in squared distance, below rounding).
+_TIE_BREAK = 1 / 2048
 
 Fitter = Callable[["ColorTable", int, int], np.ndarray]
 """(colour table, at most this many colours, seed) -> (k, C) uint8 palette."""
@@ -138,7 +149,9 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
         with _thread_pools().limit(limits=1):
             return _to_palette(fit_large_kmeans(*exact, colors, seed, _small_kmeans))
     coarse = reduced_histogram(table, _COARSE_BITS)
-    if len(coarse[0]) <= colors:  # too few coarse bins to seed from: fit the exact colours
+    if len(coarse[0]) <= colors or len(exact[0]) <= _EXACT_FIT_PER_ENTRY * colors:
+        # Too few bins to seed from, or few colours (graphics), which the bins would
+        # lump together while the exact fit costs little: fit the exact colours.
         coarse = exact
     best, least_error = exact[0][:0], np.inf
     # One OpenMP/BLAS thread: these problems are small and threads only contend here
@@ -242,12 +255,127 @@ def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.nda
         ) from None
     if len(table.colors) <= colors:
         return table.colors
+    if has_alpha(table.colors.shape[1]) and np.all(table.colors[:, -1] == 255):
+        # Opaque: the colour channels alone are the problem (a grey one, maybe).
+        opaque = ColorTable(table.colors[:, :-1], table.counts, table.inverse)
+        colour = _fit_table(opaque, colors, method, seed)
+        return np.hstack([colour, np.full_like(colour[:, :1], 255)])
+    if has_alpha(table.colors.shape[1]):
+        return _fit_seen(table, colors, fitter, seed)
     if _is_grey(table.colors):
         # Equal channels (a grey photo saved as RGB) are a 1-channel problem, which has
         # an exact answer, and per-channel grids would waste entries off the diagonal.
         grey_table = ColorTable(table.colors[:, :1], table.counts, table.inverse)
         return np.repeat(fitter(grey_table, colors, seed), table.colors.shape[1], axis=1)
     return fitter(table, colors, seed)
+
+
+def has_alpha(channels: int) -> bool:
+    """Whether pixels of this many channels end in alpha (LA and RGBA)."""
+    return channels in (2, 4)
+
+
+def premultiply(colors: np.ndarray) -> np.ndarray:
+    """Float colours scaled by their alpha (the last channel): the image over black."""
+    values = colors.astype(np.float64)
+    values[:, :-1] *= values[:, -1:] / 255
+    return values
+
+
+def seen(colors: np.ndarray) -> np.ndarray:
+    """Coordinates of colours with alpha whose squared distance is half the squared
+    error of the image composited over black plus over white, per colour channel
+    dp**2 + (dp - da)**2 = 2 (dp - da/2)**2 + da**2 / 2 (dp premultiplied): colour
+    differences weigh as much as they show, and all invisible colours meet at 0."""
+    values = premultiply(colors)
+    alpha = values[:, -1].copy()
+    values[:, :-1] -= alpha[:, None] / 2
+    values[:, -1] = alpha * _alpha_weight(colors.shape[1])
+    return values
+
+
+def _alpha_weight(channels: int) -> float:
+    return np.sqrt(channels - 1) / 2
+
+
+def _from_seen(values: np.ndarray) -> np.ndarray:
+    """``seen`` undone: straight float colours, alpha rounded first (so that colours
+    are scaled back by the alpha they will have), (0, ..., 0) when invisible."""
+    alpha = np.clip(np.rint(values[:, -1:] / _alpha_weight(values.shape[1])), 0, 255)
+    colour = (values[:, :-1] + alpha / 2) * np.divide(
+        255, alpha, out=np.zeros_like(alpha), where=alpha > 0
+    )
+    return np.hstack([colour, alpha])
+
+
+def _to_table(values: np.ndarray) -> np.ndarray:
+    """``seen`` coordinates as uint8 (one uniform affine map, so distances keep their
+    order): colour -127.5..255 and alpha 0..221 fit 0..255."""
+    return np.rint((values + _TABLE_OFFSET) * _TABLE_SCALE).astype(np.uint8)
+
+
+def _from_table(colors: np.ndarray) -> np.ndarray:
+    return colors / _TABLE_SCALE - _TABLE_OFFSET
+
+
+def _seen_table(table: ColorTable) -> ColorTable:
+    """The colour table in ``seen`` coordinates (rounded to uint8, which merges colours
+    no viewer can tell apart, all invisible ones among them), counts summed."""
+    merged = color_table(_to_table(seen(table.colors)))
+    counts = np.bincount(merged.inverse, weights=table.counts).astype(np.int64)
+    return ColorTable(merged.colors, counts, merged.inverse[table.inverse])
+
+
+def _fit_seen(table: ColorTable, colors: int, fitter: Fitter, seed: int) -> np.ndarray:
+    """Straight uint8 entries for an image with alpha, fitted as seen. Fully
+    transparent pixels, if any, get an entry of their own, (0, ..., 0), and the
+    visible colours the rest: otherwise k-means may blend them with faint colours
+    into an entry that shows."""
+    table_space = _seen_table(table)
+    if len(table_space.colors) <= colors:
+        return _to_palette(_from_seen(_from_table(table_space.colors)))
+    transparent = _to_table(np.zeros((1, table.colors.shape[1])))
+    invisible = np.all(table_space.colors == transparent, axis=1)
+    if colors < 2 or not invisible.any():
+        fitted = _from_table(fitter(table_space, colors, seed))
+        return _to_palette(_from_seen(_exact_means(table, fitted)))
+    visible = table_space.colors[~invisible]
+    if len(visible) >= colors:
+        counts = table_space.counts[~invisible]
+        visible = fitter(ColorTable(visible, counts, np.zeros(0, np.intp)), colors - 1, seed)
+    fitted = np.vstack([transparent, visible]).astype(np.float64)
+    means = _exact_means(table, _from_table(fitted))
+    means[0] = 0  # the transparent entry stays (0, ..., 0)
+    return _to_palette(_from_seen(means))
+
+
+def _exact_means(table: ColorTable, centres: np.ndarray) -> np.ndarray:
+    """One last Lloyd step on the unrounded ``seen`` colours: each centre moves to the
+    weighted mean of the colours nearest it, undoing the uint8 rounding of the fit.
+    Centres no colour is nearest to keep their place."""
+    points = seen(table.colors)
+    nearest = _nearest(points, centres, lambda values: values)
+    weights = np.bincount(nearest, weights=table.counts, minlength=len(centres))
+    sums = [
+        np.bincount(nearest, weights=table.counts * points[:, channel], minlength=len(centres))
+        for channel in range(points.shape[1])
+    ]
+    means = centres.copy()
+    used = weights > 0
+    means[used] = np.stack(sums, axis=1)[used] / weights[used, None]
+    return means
+
+
+def _assignment_space(palette: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Where nearest entries are searched: ``seen`` coordinates for images with alpha
+    (the fit's space). Entries look alike only when invisible; if a palette has several,
+    the straight colour, scaled to a tie-breaker, is added so that each invisible colour
+    still maps to itself (the extra dimensions slow the k-d tree, so only then)."""
+    if not has_alpha(palette.shape[1]):
+        return lambda colors: colors.astype(np.float64)
+    if np.count_nonzero(palette[:, -1] == 0) <= 1:
+        return seen
+    return lambda colors: np.hstack([seen(colors), colors * _TIE_BREAK])
 
 
 def index_dtype(colors: int) -> type[np.unsignedinteger]:
@@ -261,27 +389,41 @@ def _is_grey(colors: np.ndarray) -> bool:
 
 
 def assign(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Index of the nearest palette entry (squared Euclidean) for each (N, C) pixel.
+    """Index of the nearest palette entry (squared Euclidean) for each (N, C) pixel;
+    with alpha, nearest as seen (composited over black and white), as fitted.
 
     An exact k-d tree search (faster than the distance matrix for photo palettes in
     3-4 channels), done in chunks so memory stays bounded for any image size.
     """
+    return _nearest(pixels, palette, _assignment_space(palette))
+
+
+def _nearest(
+    points: np.ndarray, centres: np.ndarray, space: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Index of the nearest centre for each point, both mapped by ``space`` first."""
     from scipy.spatial import cKDTree
 
-    tree = cKDTree(palette.astype(np.float64))
-    result = np.empty(len(pixels), dtype=index_dtype(len(palette)))
-    for start in range(0, len(pixels), _ASSIGN_CHUNK):
-        _, nearest = tree.query(pixels[start : start + _ASSIGN_CHUNK].astype(np.float64))
+    tree = cKDTree(space(centres))
+    result = np.empty(len(points), dtype=index_dtype(len(centres)))
+    for start in range(0, len(points), _ASSIGN_CHUNK):
+        _, nearest = tree.query(space(points[start : start + _ASSIGN_CHUNK]))
         result[start : start + _ASSIGN_CHUNK] = nearest
     return result
 
 
 def psnr(table: ColorTable, palette: np.ndarray, indices: np.ndarray) -> float:
     """PSNR in dB of the pixels a colour table counts, each distinct colour mapped to
-    ``palette[indices]``; infinite when exact."""
-    error = (table.colors.astype(np.float64) - palette[indices]) ** 2
+    ``palette[indices]``; infinite when exact. With alpha the error is the one seen
+    (composited over black and white), so invisible colours cost nothing."""
+    error = (_visible(table.colors) - _visible(palette[indices])) ** 2
     mse = float(error.sum(axis=1) @ table.counts) / (table.counts.sum() * table.colors.shape[1])
     return _decibels(mse)
+
+
+def _visible(colors: np.ndarray) -> np.ndarray:
+    """Colours as compared for quality: as ``seen`` when they have alpha."""
+    return seen(colors) if has_alpha(colors.shape[1]) else colors.astype(np.float64)
 
 
 def image_psnr(original: np.ndarray, decoded: np.ndarray) -> float:
