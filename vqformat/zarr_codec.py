@@ -39,7 +39,7 @@ from zarr.core.common import parse_named_configuration
 from zarr.registry import register_codec
 
 from .errors import VQIError, check_integer
-from .format.reading import decode, read_info
+from .format.reading import decode
 from .options import EncodeOptions
 from .pipeline import encode_with
 
@@ -162,11 +162,7 @@ def _options(config: Mapping[str, Any]) -> tuple[EncodeOptions, int | None]:
     palette = config.get("palette")
     if palette is not None:
         palette = np.asarray(palette)
-        if (
-            palette.dtype.kind not in "iu"
-            or palette.size
-            and (palette.min() < 0 or palette.max() > 255)
-        ):
+        if palette.dtype.kind not in "iu" or np.any((palette < 0) | (palette > 255)):
             raise VQIError("palette must be a list of lists of integers 0..255")
         palette = palette.astype(np.uint8)
     options = {name: config[name] for name in CONFIG_OPTIONS if name in config}
