@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 zarr = pytest.importorskip("zarr")
 numcodecs = pytest.importorskip("numcodecs")
@@ -290,3 +292,19 @@ def test_import_vqformat_leaves_zarr_and_numcodecs_unimported():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    leading=st.lists(st.integers(1, 3), max_size=2),
+    height=st.integers(1, 12),
+    width=st.integers(1, 12),
+    channels=st.sampled_from([0, 1, 2, 3, 4]),
+    seed=st.integers(0, 2**16),
+)
+def test_chunks_of_few_colours_round_trip_exactly(leading, height, width, channels, seed):
+    shape = (*leading, height, width) + ((channels,) if channels else ())
+    levels = np.random.default_rng(seed).integers(0, 4, shape, dtype=np.uint8)
+    chunk = levels * np.uint8(85)  # at most 4**C colours per image, within k = 256
+    codec = VQI(colors=256, channels=channels)
+    np.testing.assert_array_equal(codec.decode(codec.encode(chunk)), chunk)

@@ -33,12 +33,14 @@ from typing import Any
 import numcodecs
 import numpy as np
 from numcodecs.abc import Codec
+from numcodecs.compat import ndarray_copy
 from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.buffer import Buffer, NDBuffer
 from zarr.core.common import parse_named_configuration
 from zarr.registry import register_codec
 
 from .errors import VQIError, check_integer
+from .format import MAX_PIXELS
 from .format.reading import decode
 from .options import EncodeOptions
 from .pipeline import encode_with
@@ -145,7 +147,7 @@ def decode_chunk(data: bytes, expected_shape: Sequence[int] | None = None) -> np
     height, width = layout.image_shape[:2]
     images = []
     for number, stream in enumerate(streams):
-        image = decode(bytes(stream), max_pixels=height * width)
+        image = decode(bytes(stream), max_pixels=min(height * width, MAX_PIXELS))
         if image.shape != layout.image_shape:
             raise VQIError(
                 f"image {number} of a vqi chunk is {image.shape}, expected {layout.image_shape}"
@@ -201,11 +203,9 @@ class VQI(Codec):
         chunk = decode_chunk(buf)
         if out is None:
             return chunk
-        out = np.asarray(out)
-        if out.nbytes != chunk.nbytes:
-            raise VQIError(f"vqi chunk of {chunk.nbytes} bytes does not fit {out.nbytes}")
-        out.reshape(-1).view(np.uint8)[:] = chunk.reshape(-1)
-        return out
+        if np.asarray(out).nbytes != chunk.nbytes:
+            raise VQIError(f"a vqi chunk of {chunk.nbytes} bytes does not fill out")
+        return ndarray_copy(chunk, out)
 
     def get_config(self) -> dict[str, Any]:
         return {"id": CODEC_ID, **_config(self.options, self.channels)}
