@@ -1,290 +1,305 @@
-"""Lossy image codecs for Zarr: numcodecs ``VQI`` (id ``"vqi"``) and Zarr v3 ``VQICodec``.
+"""A vqi codec for Zarr: image chunks stored as .vqi streams (lossy).
 
-A chunk is one uint8 image or a stack of them, shape (..., H, W) or (..., H, W, C) with
-C in 1..4 (the last axis is channels when the chunk has 3 or more axes and that axis
-has 1 to 4 entries). Each image is quantized to a palette, so the codec is LOSSY:
-decoded pixels are palette colours, not the originals (``store_psnr`` measures the
-loss). Chunk bytes: ``b"VQIZ"``, version (1 byte, 1), flags (1 byte, bit 0: the last
-axis is channels), ndim (1 byte), the shape (ndim little-endian uint32), the byte
-length of each image's stream (uint32 each, images in C order of the leading axes),
-then those streams, each a complete .vqi file that any VQI reader decodes.
+Two codecs share one chunk format: ``VQI``, a numcodecs codec (id ``"vqi"``: Zarr v2
+compressors, ``numcodecs.get_codec``), and ``VQICodec``, a Zarr v3 array-to-bytes
+codec (name ``"vqi"``, used as ``serializer=``). Both are registered through entry
+points, so opening an existing array needs no ``import vqformat``. The codec is
+**lossy**: each image is quantized to a palette; ``store_psnr`` reports what a store
+reached against its source.
 
-This module imports zarr and numcodecs; nothing else in vqformat imports it, and the
-entry points load it only when an array or config names ``vqi``.
+A chunk is one image or a stack of images, uint8, of shape (..., H, W) or
+(..., H, W, C) with C in 1..4 (``channels`` in the config says which; by default a
+last axis of 1..4 on a chunk of 3 or more axes is the channel axis). Its bytes are::
+
+    b"VQIZ"  version (u8, 1)  flags (u8, bit 0: the last axis is channels)
+    ndim (u8)  shape (ndim x u32 little-endian)
+    then for each image, in C order of the leading axes:
+        length (u32 little-endian)  a complete .vqi file of that many bytes
+
+so any .vqi reader can decode each image. With ``palette`` (a dataset palette, e.g.
+from ``vqformat.dataset.fit_palette``, kept in the array's metadata as a JSON list of
+lists) every image of every chunk is mapped to that one palette, so an index means
+the same colour everywhere.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numcodecs.abc
+import numcodecs
 import numpy as np
-import zarr
-from numcodecs.compat import ensure_bytes, ensure_ndarray_like, ndarray_copy
-from PIL import Image, ImageOps
+from numcodecs.abc import Codec
+from numcodecs.compat import ndarray_copy
 from zarr.abc.codec import ArrayBytesCodec
+from zarr.core.buffer import Buffer, NDBuffer
 from zarr.core.common import parse_named_configuration
+from zarr.registry import register_codec
 
-import vqformat
-from vqformat import EncodeOptions, VQIError
-from vqformat.dataset import fit_palette
-from vqformat.pipeline import encode_with
+from .errors import VQIError, check_integer
+from .format import MAX_PIXELS
+from .format.reading import decode
+from .options import EncodeOptions
+from .pipeline import encode_with
 
-if TYPE_CHECKING:
-    from typing import Self
-
-    from zarr.core.array_spec import ArraySpec
-    from zarr.core.buffer import Buffer, NDBuffer
-
+CODEC_ID = "vqi"
 MAGIC = b"VQIZ"
 VERSION = 1
-_HEAD = struct.Struct("<4sBBB")
-_OPTIONS = ("colors", "compression", "method", "seed", "min_psnr", "dither")
-"""The ``EncodeOptions`` an array's codec config may name, besides ``palette``."""
-
-PaletteRows = tuple[tuple[int, ...], ...]
-
-
-def _palette_rows(palette: Any) -> PaletteRows | None:
-    """A palette as JSON-able rows of ints 0..255, refused if it is anything else."""
-    if palette is None:
-        return None
-    array = np.asarray(palette)
-    if array.ndim != 2 or array.dtype.kind not in "iu" or array.size == 0:
-        raise VQIError("palette must be a (k, C) list of lists of integers 0..255")
-    if array.min() < 0 or array.max() > 255:
-        raise VQIError("palette entries must be integers 0..255")
-    return tuple(tuple(row) for row in array.tolist())
+_CHANNEL_AXIS = 1
+_LENGTH = struct.Struct("<I")
+_PREFIX = struct.Struct("<4sBBB")
+CONFIG_OPTIONS = ("colors", "compression", "method", "seed", "min_psnr", "dither")
+"""The ``EncodeOptions`` a codec config may set, besides ``palette`` and ``channels``."""
 
 
 @dataclass(frozen=True)
-class Settings:
-    """An array's encoder options, checked by ``EncodeOptions`` when the codec is made
-    (not at the first write), and the JSON config that names them."""
+class ChunkLayout:
+    """A chunk's shape split into its stack of images and each image's shape."""
 
-    options: EncodeOptions
-    palette: PaletteRows | None = None
+    shape: tuple[int, ...]
+    channel_axis: bool
 
     @classmethod
-    def of(cls, palette: Any = None, **named: Any) -> Settings:
-        unknown = sorted(set(named) - set(_OPTIONS))
-        if unknown:
-            raise VQIError(f"unknown vqi codec option(s): {', '.join(unknown)}")
-        rows = _palette_rows(palette)
-        fixed = None if rows is None else np.array(rows, np.uint8)
-        return cls(EncodeOptions(**named, palette=fixed), rows)
+    def of(cls, shape: Sequence[int], channels: int | None) -> ChunkLayout:
+        shape = tuple(int(n) for n in shape)
+        if channels is None:
+            channel_axis = len(shape) >= 3 and 1 <= shape[-1] <= 4
+        else:
+            channel_axis = channels > 0
+            if channel_axis and (len(shape) < 3 or shape[-1] != channels):
+                raise VQIError(f"chunk of shape {shape} has no last axis of {channels} channels")
+        layout = cls(shape, channel_axis)
+        if len(shape) < 2 + channel_axis or 0 in shape:
+            raise VQIError(f"a vqi chunk is (..., H, W) or (..., H, W, C), not {shape}")
+        if channel_axis and not 1 <= shape[-1] <= 4:
+            raise VQIError(f"a vqi image has 1 to 4 channels, not {shape[-1]}")
+        return layout
 
-    def config(self) -> dict[str, Any]:
-        config = {name: getattr(self.options, name) for name in _OPTIONS}
-        config["palette"] = None if self.palette is None else [list(row) for row in self.palette]
-        return config
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        image = self.shape[-3:] if self.channel_axis else self.shape[-2:]
+        return image[:2] if image[2:] == (1,) else image
+
+    @property
+    def image_count(self) -> int:
+        return math.prod(self.shape[: -2 - self.channel_axis])
+
+    def header(self) -> bytes:
+        prefix = _PREFIX.pack(MAGIC, VERSION, _CHANNEL_AXIS * self.channel_axis, len(self.shape))
+        return prefix + struct.pack(f"<{len(self.shape)}I", *self.shape)
 
 
-def _image_axes(shape: Sequence[int]) -> int:
-    """How many trailing axes are one image: 3 with a channel axis, else 2."""
-    if len(shape) < 2:
-        raise VQIError(f"a vqi chunk is (..., H, W) or (..., H, W, C), got shape {tuple(shape)}")
-    return 3 if len(shape) >= 3 and 1 <= shape[-1] <= 4 else 2
-
-
-def encode_chunk(chunk: Any, settings: Settings) -> bytes:
-    """The chunk's bytes: the framing header, then one .vqi stream per image."""
+def encode_chunk(chunk: Any, options: EncodeOptions, channels: int | None = None) -> bytes:
+    """The bytes of a chunk of images, each quantized with ``options`` (lossy)."""
     chunk = np.asarray(chunk)
     if chunk.dtype != np.uint8:
-        raise VQIError(f"vqi chunks must be uint8, got {chunk.dtype}")
-    axes = _image_axes(chunk.shape)
-    images = chunk.reshape(-1, *chunk.shape[-axes:])
-    streams = [encode_with(image, settings.options) for image in images]
-    lengths = [len(stream) for stream in streams]
-    head = _HEAD.pack(MAGIC, VERSION, int(axes == 3), chunk.ndim)
-    table = struct.pack(f"<{chunk.ndim + len(lengths)}I", *chunk.shape, *lengths)
-    return b"".join([head, table, *streams])
+        raise VQIError(f"vqi chunks are uint8 images, not {chunk.dtype}")
+    layout = ChunkLayout.of(chunk.shape, channels)
+    if any(n >= 2**32 for n in layout.shape):
+        raise VQIError(f"chunk shape {layout.shape} does not fit a vqi chunk header")
+    images = chunk.reshape(layout.image_count, *layout.image_shape)
+    parts = [layout.header()]
+    for image in images:
+        stream = encode_with(image, options)
+        parts += [_LENGTH.pack(len(stream)), stream]
+    return b"".join(parts)
 
 
-def _parse_frame(data: bytes) -> tuple[tuple[int, ...], int, list[memoryview]]:
-    """(shape, image axes, streams) of a chunk, every length checked against the bytes."""
-    try:
-        magic, version, flags, ndim = _HEAD.unpack_from(data)
-        shape = struct.unpack_from(f"<{ndim}I", data, _HEAD.size)
-    except struct.error:
-        raise VQIError("not a vqi chunk: truncated header") from None
-    if magic != MAGIC or version != VERSION or flags > 1 or ndim < 2 + flags:
-        raise VQIError("not a vqi chunk (bad signature, version, flags or rank)")
-    axes = 2 + flags
-    if _image_axes(shape) != axes:
-        raise VQIError(f"vqi chunk of shape {shape} has inconsistent flags")
-    count = math.prod(shape[:-axes])
-    offset = _HEAD.size + 4 * ndim
-    if offset + 4 * count > len(data):
-        raise VQIError("vqi chunk truncated in its length table")
-    lengths = struct.unpack_from(f"<{count}I", data, offset)
-    offset += 4 * count
-    if offset + sum(lengths) != len(data):
-        raise VQIError("vqi chunk is truncated or has trailing bytes")
-    view, streams = memoryview(data), []
-    for length in lengths:
-        streams.append(view[offset : offset + length])
-        offset += length
-    return shape, axes, streams
+def read_layout(data: bytes) -> tuple[ChunkLayout, list[memoryview]]:
+    """A chunk's layout and its images' .vqi streams, checked to fill it exactly."""
+    view = memoryview(data).cast("B")
+    if len(view) < _PREFIX.size or bytes(view[:4]) != MAGIC:
+        raise VQIError("not a vqi chunk: missing VQIZ signature")
+    _, version, flags, ndim = _PREFIX.unpack_from(view)
+    if version != VERSION or flags & ~_CHANNEL_AXIS:
+        raise VQIError(f"unsupported vqi chunk version {version} (flags {flags:#x})")
+    at = _PREFIX.size + 4 * ndim
+    if len(view) < at:
+        raise VQIError("truncated vqi chunk header")
+    shape = struct.unpack_from(f"<{ndim}I", view, _PREFIX.size)
+    layout = ChunkLayout.of(shape, shape[-1] if flags & _CHANNEL_AXIS and ndim else 0)
+    if layout.image_count > (len(view) - at) // _LENGTH.size:
+        raise VQIError(f"vqi chunk of shape {shape} is truncated")
+    streams = []
+    for _ in range(layout.image_count):
+        if len(view) - at < _LENGTH.size:
+            raise VQIError("vqi chunk is truncated")
+        (length,) = _LENGTH.unpack_from(view, at)
+        at += _LENGTH.size
+        if length > len(view) - at:
+            raise VQIError("vqi chunk is truncated: an image stream runs past its end")
+        streams.append(view[at : at + length])
+        at += length
+    if at != len(view):
+        raise VQIError(f"vqi chunk has {len(view) - at} stray bytes after its images")
+    return layout, streams
 
 
-def decode_chunk(data: Any) -> np.ndarray:
-    """The chunk's array, in its stored shape; every image header is checked first."""
-    shape, axes, streams = _parse_frame(ensure_bytes(data))
-    image_shape = shape[-axes:]
-    channels = image_shape[2] if axes == 3 else 1
-    for stream in streams:
-        info = vqformat.read_info(stream)
-        if (info.height, info.width, info.channels) != (*image_shape[:2], channels):
-            raise VQIError(
-                f"vqi chunk image is {info.height}x{info.width}x{info.channels}, "
-                f"the chunk says {image_shape}"
-            )
-    out = np.empty(shape, np.uint8)
-    images = out.reshape(-1, *image_shape)
+def decode_chunk(data: bytes, expected_shape: Sequence[int] | None = None) -> np.ndarray:
+    """The uint8 array of a chunk's bytes, of the shape its header gives (and
+    ``expected_shape``, when given); a corrupt chunk raises VQIError."""
+    layout, streams = read_layout(data)
+    if expected_shape is not None and tuple(expected_shape) != layout.shape:
+        raise VQIError(f"vqi chunk holds shape {layout.shape}, expected {tuple(expected_shape)}")
+    height, width = layout.image_shape[:2]
+    images = []
     for number, stream in enumerate(streams):
-        images[number] = vqformat.decode(stream).reshape(image_shape)
-    return out
+        image = decode(bytes(stream), max_pixels=min(height * width, MAX_PIXELS))
+        if image.shape != layout.image_shape:
+            raise VQIError(
+                f"image {number} of a vqi chunk is {image.shape}, expected {layout.image_shape}"
+            )
+        images.append(image)
+    return np.stack(images).reshape(layout.shape)
 
 
-class VQI(numcodecs.abc.Codec):
-    """numcodecs codec (id ``"vqi"``): LOSSY palette quantization of image chunks.
+def _options(config: Mapping[str, Any]) -> tuple[EncodeOptions, int | None]:
+    """Checked encoder options and the channel count of a codec config."""
+    unknown = set(config) - {*CONFIG_OPTIONS, "palette", "channels", "id"}
+    if unknown:
+        raise VQIError(f"unknown vqi codec option(s): {', '.join(sorted(unknown))}")
+    palette = config.get("palette")
+    if palette is not None:
+        palette = np.asarray(palette)
+        if palette.dtype.kind not in "iu" or np.any((palette < 0) | (palette > 255)):
+            raise VQIError("palette must be a list of lists of integers 0..255")
+        palette = palette.astype(np.uint8)
+    options = {name: config[name] for name in CONFIG_OPTIONS if name in config}
+    channels = config.get("channels")
+    if channels is not None:
+        channels = check_integer("channels", channels, 0, 4)
+    return EncodeOptions(**options, palette=palette), channels
 
-    Keywords are ``vqformat.encode``'s ``colors``, ``compression``, ``method``,
-    ``seed``, ``min_psnr``, ``dither``, and ``palette``, a (k, C) dataset palette
-    kept in the config so every chunk shares it.
+
+def _config(options: EncodeOptions, channels: int | None) -> dict[str, Any]:
+    """The JSON configuration of checked options."""
+    config: dict[str, Any] = {name: getattr(options, name) for name in CONFIG_OPTIONS}
+    config["palette"] = None if options.palette is None else options.palette.tolist()
+    config["channels"] = channels
+    return config
+
+
+class VQI(Codec):
+    """numcodecs codec: chunks of uint8 images as .vqi streams (lossy).
+
+    Keywords: ``colors``, ``compression``, ``method``, ``seed``, ``min_psnr``,
+    ``dither`` as in ``vqformat.EncodeOptions``; ``palette``, a (k, C) dataset palette
+    shared by every chunk; ``channels``, 0 for grey chunks without a channel axis, 1..4
+    for a last axis of that many channels, None to infer it from each chunk's shape.
     """
 
-    codec_id = "vqi"
+    codec_id = CODEC_ID
 
-    def __init__(self, **options: Any) -> None:
-        self.settings = Settings.of(**options)
+    def __init__(self, **config: Any) -> None:
+        self.options, self.channels = _options(config)
 
     def encode(self, buf: Any) -> bytes:
-        return encode_chunk(ensure_ndarray_like(buf), self.settings)
+        return encode_chunk(buf, self.options, self.channels)
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:
-        decoded = decode_chunk(buf)
-        return decoded if out is None else ndarray_copy(decoded, out)
+        chunk = decode_chunk(buf)
+        if out is None:
+            return chunk
+        if np.asarray(out).nbytes != chunk.nbytes:
+            raise VQIError(f"a vqi chunk of {chunk.nbytes} bytes does not fill out")
+        return ndarray_copy(chunk, out)
 
     def get_config(self) -> dict[str, Any]:
-        return {"id": self.codec_id, **self.settings.config()}
+        return {"id": CODEC_ID, **_config(self.options, self.channels)}
 
     def __repr__(self) -> str:
-        config = self.settings.config()
-        if config["palette"] is not None:
-            config["palette"] = f"<{len(config['palette'])} colours>"
-        return f"VQI({', '.join(f'{key}={value!r}' for key, value in config.items())})"
+        colors = "shared palette" if self.options.palette is not None else self.options.colors
+        return f"VQI(colors={colors!r}, compression={self.options.compression!r})"
 
 
 @dataclass(frozen=True)
 class VQICodec(ArrayBytesCodec):
-    """Zarr v3 array-to-bytes codec ``"vqi"``: LOSSY, as ``VQI``, with the same options."""
+    """Zarr v3 array-to-bytes codec (``serializer=VQICodec(...)``): lossy, takes
+    ``VQI``'s keywords; the configuration (palette included) is kept in the array's
+    metadata."""
 
-    settings: Settings
     is_fixed_size = False
+    options: EncodeOptions
+    channels: int | None
 
-    def __init__(self, **options: Any) -> None:
-        object.__setattr__(self, "settings", Settings.of(**options))
+    def __init__(self, **config: Any) -> None:
+        options, channels = _options(config)
+        object.__setattr__(self, "options", options)
+        object.__setattr__(self, "channels", channels)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        _, configuration = parse_named_configuration(data, "vqi", require_configuration=False)
+    def from_dict(cls, data: dict[str, Any]) -> VQICodec:
+        _, configuration = parse_named_configuration(data, CODEC_ID, require_configuration=False)
         return cls(**(configuration or {}))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": "vqi", "configuration": self.settings.config()}
+        return {"name": CODEC_ID, "configuration": _config(self.options, self.channels)}
 
     def validate(self, *, shape: tuple[int, ...], dtype: Any, chunk_grid: Any) -> None:
         if dtype.to_native_dtype() != np.uint8:
-            raise VQIError(f"the vqi codec stores uint8 arrays, not {dtype.to_native_dtype()}")
-        chunk_shape = getattr(chunk_grid, "chunk_shape", shape)
-        channels = chunk_shape[-1] if _image_axes(chunk_shape) == 3 else 1
-        palette = self.settings.palette
-        if palette is not None and len(palette[0]) != channels:
-            raise VQIError(f"palette has {len(palette[0])} channels, the chunks have {channels}")
+            raise VQIError(f"the vqi codec stores uint8 images, not {dtype}")
 
-    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer:
-        pixels = chunk_array.as_numpy_array()
-        data = await asyncio.to_thread(encode_chunk, pixels, self.settings)
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: Any) -> NDBuffer:
+        chunk = decode_chunk(chunk_bytes.to_bytes(), chunk_spec.shape)
+        return chunk_spec.prototype.nd_buffer.from_ndarray_like(chunk)
+
+    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: Any) -> Buffer | None:
+        data = encode_chunk(chunk_array.as_numpy_array(), self.options, self.channels)
         return chunk_spec.prototype.buffer.from_bytes(data)
 
-    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
-        pixels = await asyncio.to_thread(decode_chunk, chunk_bytes.to_bytes())
-        if pixels.shape != tuple(chunk_spec.shape):
-            raise VQIError(f"vqi chunk has shape {pixels.shape}, the array {chunk_spec.shape}")
-        return chunk_spec.prototype.nd_buffer.from_ndarray_like(pixels)
-
-    def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
-        raise NotImplementedError("vqi chunks have no fixed size")
+    def compute_encoded_size(self, input_byte_length: int, chunk_spec: Any) -> int:
+        raise NotImplementedError
 
 
-def store_psnr(array: Any, source: Any) -> float:
-    """PSNR (dB) of a stored array against its source pixels, read along axis 0 by chunk."""
+def store_psnr(array: Any, source: Any, *, images_per_read: int = 64) -> float:
+    """The PSNR (dB) of a stored array against its source, read a slab of the first
+    axis at a time; ``inf`` when they are equal."""
     if tuple(array.shape) != tuple(np.shape(source)):
-        raise VQIError(f"store has shape {array.shape}, the source {np.shape(source)}")
-    step = int(getattr(array, "chunks", (1,))[0]) or 1
-    squared = 0.0
-    for first in range(0, array.shape[0], step):
-        stored = np.asarray(array[first : first + step], np.float64)
-        squared += float(np.sum((stored - np.asarray(source[first : first + step])) ** 2))
-    mse = squared / max(math.prod(array.shape), 1)
+        raise VQIError(f"array shape {tuple(array.shape)} differs from {np.shape(source)}")
+    squared, count = 0.0, 0
+    for first in range(0, array.shape[0], images_per_read):
+        part = slice(first, first + images_per_read)
+        difference = np.asarray(array[part], np.float64) - np.asarray(source[part], np.float64)
+        squared += float(np.square(difference).sum())
+        count += difference.size
+    mse = squared / count
     return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
-def _read_image(path: Any) -> np.ndarray:
-    """An image file's pixels as L, LA, RGB or RGBA, its EXIF orientation applied."""
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image)
-        if image.mode not in ("L", "LA", "RGB", "RGBA"):
-            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-        return np.asarray(image)
-
-
 def images_to_zarr(
-    paths: Iterable[Any],
-    store: Any,
-    *,
-    images_per_chunk: int = 1,
-    palette: Any = None,
-    overwrite: bool = False,
-    **options: Any,
-) -> zarr.Array:
-    """Write same-sized image files as one (N, H, W[, C]) Zarr v3 array (LOSSY vqi chunks).
+    images: Iterable[Any], store: Any, *, zarr_format: int = 3, **config: Any
+) -> Any:
+    """Write equal-shaped uint8 images (arrays, or paths read with Pillow) as one
+    (N, H, W[, C]) Zarr array in ``store``, one image per chunk, through the vqi codec
+    with ``config``; returns the array, ready for ``dask.array.from_zarr``."""
+    import zarr
 
-    ``palette``: None for a palette per chunk, ``"shared"`` to fit one on all the
-    images (``fit_palette``, at ``colors``) so an index means one colour everywhere,
-    or a (k, C) palette. Other keywords are the codec's. Reads one chunk at a time.
-    """
-    paths = list(paths)
-    if not paths:
-        raise VQIError("images_to_zarr needs at least one image")
-    first = _read_image(paths[0])
-    if isinstance(palette, str) and palette == "shared":
-        colors = options.get("colors", EncodeOptions().colors)
-        palette = fit_palette(
-            (_read_image(path) for path in paths), colors, seed=options.get("seed", 0)
-        )
-    codec = VQICodec(palette=palette, **options)
+    stack = np.stack(list(_pixels(images)))
+    chunks = (1, *stack.shape[1:])
+    if zarr_format == 2:
+        codec = {"compressors": VQI(**config), "filters": None}
+    else:
+        codec = {"serializer": VQICodec(**config), "compressors": None}
     array = zarr.create_array(
-        store,
-        shape=(len(paths), *first.shape),
-        chunks=(images_per_chunk, *first.shape),
-        dtype="uint8",
-        serializer=codec,
-        compressors=None,
-        overwrite=overwrite,
+        store, shape=stack.shape, chunks=chunks, dtype="uint8", zarr_format=zarr_format, **codec
     )
-    for start in range(0, len(paths), images_per_chunk):
-        batch = paths[start : start + images_per_chunk]
-        images = [_read_image(path) for path in batch]
-        for path, image in zip(batch, images, strict=True):
-            if image.shape != first.shape:
-                raise VQIError(f"{path}: shape {image.shape}, the first image {first.shape}")
-        array[start : start + len(batch)] = np.stack(images)
+    array[...] = stack
     return array
+
+
+def _pixels(images: Iterable[Any]) -> Iterator[np.ndarray]:
+    from PIL import Image
+
+    for image in images:
+        if isinstance(image, np.ndarray):
+            yield image
+        else:
+            with Image.open(image) as opened:
+                yield np.asarray(opened)
+
+
+numcodecs.register_codec(VQI)
+register_codec(CODEC_ID, VQICodec)
