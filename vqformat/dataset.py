@@ -19,7 +19,7 @@ from .errors import VQIError, check_integer
 from .format.container import MAX_COLORS
 from .format.reading import Source, decode_indexed
 from .format.writing import write_indexed, write_to
-from .quantizer.streaming import ImageRows, fit_minibatch, sample_pixels
+from .quantizer.streaming import ImageRows, fit_stream, sample_pixels
 
 SAMPLES_PER_IMAGE = 1 << 16
 """Pixels sampled from each image; an image holds about this many before it is sampled."""
@@ -41,7 +41,7 @@ def fit_palette(
     """
     colors = check_integer("colors", colors, 1, MAX_COLORS)
     samples_per_image = check_integer("samples_per_image", samples_per_image, 1)
-    return fit_minibatch(_samples(images, samples_per_image, seed), colors, seed)
+    return fit_stream(_samples(images, samples_per_image, seed), colors, seed)
 
 
 def _samples(images: Iterable[Any], count: int, seed: int) -> Iterator[np.ndarray]:

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import VQIError
-from .streaming import pack_keys
+from .palette import pack_keys
 
 MAX_COLORS = 256  # the most palette entries Pillow diffuses onto
 CHANNELS = (1, 3)  # grey and RGB; Pillow has no error diffusion with alpha

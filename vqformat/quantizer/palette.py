@@ -60,8 +60,9 @@ class ColorTable:
     inverse: np.ndarray  # (pixels,) index into colors
 
 
-def _packed_keys(pixels: np.ndarray, bits: int = 8) -> np.ndarray:
-    """One uint32 per pixel holding its top ``bits`` of each channel, first channel highest."""
+def pack_keys(pixels: np.ndarray, bits: int = 8) -> np.ndarray:
+    """One uint32 per (N, C) pixel holding its top ``bits`` of each channel, first channel
+    highest: colours compare, sort and deduplicate as keys."""
     channels = pixels.shape[1]
     keys = np.zeros(len(pixels), dtype=np.uint32)
     for channel in range(channels):
@@ -74,16 +75,20 @@ def color_table(pixels: np.ndarray) -> ColorTable:
     """Distinct colours of an (N, C) uint8 array, found by sorting packed 32-bit keys."""
     channels = pixels.shape[1]
     unique_keys, inverse, counts = np.unique(
-        _packed_keys(pixels), return_inverse=True, return_counts=True
+        pack_keys(pixels), return_inverse=True, return_counts=True
     )
+    return ColorTable(unpack_keys(unique_keys, channels), counts, inverse.ravel())
+
+
+def unpack_keys(keys: np.ndarray, channels: int) -> np.ndarray:
+    """The (N, C) colours of 8-bit ``pack_keys`` output."""
     shifts = np.arange(channels - 1, -1, -1, dtype=np.uint32) * np.uint32(8)
-    colors = ((unique_keys[:, None] >> shifts) & np.uint32(0xFF)).astype(np.uint8)
-    return ColorTable(colors, counts, inverse.ravel())
+    return ((keys[:, None] >> shifts) & np.uint32(0xFF)).astype(np.uint8)
 
 
 def reduced_histogram(table: ColorTable, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """(mean colour float32, pixel count) of each occupied bin of a ``bits``-a-channel grid."""
-    _, bins = np.unique(_packed_keys(table.colors, bits), return_inverse=True)
+    _, bins = np.unique(pack_keys(table.colors, bits), return_inverse=True)
     bins = bins.ravel()
     weights = np.bincount(bins, weights=table.counts)
     sums = [
@@ -93,7 +98,7 @@ def reduced_histogram(table: ColorTable, bits: int) -> tuple[np.ndarray, np.ndar
     return (np.stack(sums, axis=1) / weights[:, None]).astype(np.float32), weights
 
 
-def _to_palette(centers: np.ndarray) -> np.ndarray:
+def to_palette(centers: np.ndarray) -> np.ndarray:
     """Round float centres to distinct uint8 colours."""
     return np.unique(np.clip(np.rint(centers), 0, 255).astype(np.uint8), axis=0)
 
@@ -147,7 +152,7 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     exact = (table.colors.astype(np.float32), table.counts.astype(np.float64))
     if colors >= LARGE_PALETTE:
         with _thread_pools().limit(limits=1):
-            return _to_palette(fit_large_kmeans(*exact, colors, seed, _small_kmeans))
+            return to_palette(fit_large_kmeans(*exact, colors, seed, _small_kmeans))
     coarse = reduced_histogram(table, _COARSE_BITS)
     if len(coarse[0]) <= colors or len(exact[0]) <= _EXACT_FIT_PER_ENTRY * colors:
         # Too few bins to seed from, or few colours (graphics), which the bins would
@@ -164,7 +169,7 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
                 best, least_error = centers, error
         if coarse is not exact:
             best, _ = _kmeans(*exact, best, 300, _TOLERANCE)
-    return _to_palette(best)
+    return to_palette(best)
 
 
 def _small_kmeans(points: np.ndarray, weights: np.ndarray, colors: int, seed: int) -> np.ndarray:
@@ -184,7 +189,7 @@ def fit_minibatch(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     )
     with _thread_pools().limit(limits=1):
         model.fit(table.colors.astype(np.float32), sample_weight=table.counts)
-    return _to_palette(model.cluster_centers_)
+    return to_palette(model.cluster_centers_)
 
 
 def _per_channel(levels: Callable[[np.ndarray, int], np.ndarray]) -> Fitter:
@@ -333,12 +338,12 @@ def _fit_seen(table: ColorTable, colors: int, fitter: Fitter, seed: int) -> np.n
     into an entry that shows."""
     table_space = _seen_table(table)
     if len(table_space.colors) <= colors:
-        return _to_palette(_from_seen(_from_table(table_space.colors)))
+        return to_palette(_from_seen(_from_table(table_space.colors)))
     transparent = _to_table(np.zeros((1, table.colors.shape[1])))
     invisible = np.all(table_space.colors == transparent, axis=1)
     if colors < 2 or not invisible.any():
         fitted = _from_table(fitter(table_space, colors, seed))
-        return _to_palette(_from_seen(_exact_means(table, fitted)))
+        return to_palette(_from_seen(_exact_means(table, fitted)))
     visible = table_space.colors[~invisible]
     if len(visible) >= colors:
         counts = table_space.counts[~invisible]
@@ -346,7 +351,7 @@ def _fit_seen(table: ColorTable, colors: int, fitter: Fitter, seed: int) -> np.n
     fitted = np.vstack([transparent, visible]).astype(np.float64)
     means = _exact_means(table, _from_table(fitted))
     means[0] = 0  # the transparent entry stays (0, ..., 0)
-    return _to_palette(_from_seen(means))
+    return to_palette(_from_seen(means))
 
 
 def _exact_means(table: ColorTable, centres: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import VQIError
 from . import palette as palette_fitting
-from .palette import index_dtype
+from .palette import index_dtype, pack_keys, unpack_keys
 
 BAND_PIXELS = 1 << 20
 """Pixels read at once when sampling or scanning an image."""
@@ -100,21 +100,6 @@ def sample_pixels(image: ImageRows, count: int, seed: int | Sequence[int] = 0) -
     return sample
 
 
-def pack_keys(pixels: np.ndarray) -> np.ndarray:
-    """One uint32 per (N, C) pixel, its samples big-endian: colours compare as keys."""
-    channels = pixels.shape[1]
-    keys = np.zeros(len(pixels), dtype=np.uint32)
-    for channel in range(channels):
-        keys |= pixels[:, channel].astype(np.uint32) << np.uint32(8 * (channels - 1 - channel))
-    return keys
-
-
-def unpack_keys(keys: np.ndarray, channels: int) -> np.ndarray:
-    """The (N, C) colours of ``pack_keys`` output."""
-    shifts = np.arange(channels - 1, -1, -1, dtype=np.uint32) * np.uint32(8)
-    return ((keys[:, None] >> shifts) & np.uint32(0xFF)).astype(np.uint8)
-
-
 class ColorSet:
     """The distinct colours met so far, tracked only until there are more than ``limit``.
 
@@ -190,7 +175,7 @@ class StripAssigner:
         return result
 
 
-def fit_minibatch(batches: Iterable[np.ndarray], colors: int, seed: int = 0) -> np.ndarray:
+def fit_stream(batches: Iterable[np.ndarray], colors: int, seed: int = 0) -> np.ndarray:
     """A palette of at most ``colors`` entries from a stream of (n, C) pixel samples.
 
     Samples flow through scikit-learn's ``MiniBatchKMeans.partial_fit`` in steps of
@@ -216,8 +201,7 @@ def fit_minibatch(batches: Iterable[np.ndarray], colors: int, seed: int = 0) -> 
     rest = pending.drain()
     if rest is not None:
         model.partial_fit(rest.astype(np.float32))
-    centers = np.clip(np.rint(model.cluster_centers_), 0, 255).astype(np.uint8)
-    return np.unique(centers, axis=0)
+    return palette_fitting.to_palette(model.cluster_centers_)
 
 
 class _Pending:
@@ -229,14 +213,17 @@ class _Pending:
         self._parts: list[np.ndarray] = []
         self._size = 0
 
-    def add(self, batch: np.ndarray) -> Iterator[np.ndarray]:
+    def add(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Take ``batch``; return the whole steps now complete (the rest waits)."""
         self._parts.append(batch)
         self._size += len(batch)
-        while self._size >= self._step:
-            joined = np.concatenate(self._parts)
-            yield joined[: self._step]
-            rest = joined[self._step :]
-            self._parts, self._size = [rest], len(rest)
+        if self._size < self._step:
+            return []
+        joined = np.concatenate(self._parts)
+        whole = len(joined) // self._step * self._step
+        rest = joined[whole:]
+        self._parts, self._size = [rest], len(rest)
+        return np.split(joined[:whole], whole // self._step)
 
     def drain(self) -> np.ndarray | None:
         """The leftover samples, if any."""
