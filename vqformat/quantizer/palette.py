@@ -35,7 +35,8 @@ _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 # lumps smooth gradients into few heavy bins, whose seeds settle in poorer optima.
 _COARSE_BITS = 6
 # Images with at most this many distinct colours a palette entry skip the coarse stage:
-# skimage's logo (2139 colours) at k = 256 measured 55.0 dB coarse, 58.8 dB exact.
+# skimage's logo (2139 colours) at k = 256 gives 55.0 dB coarse, 58.8 dB exact
+# (tools/bench.py --only rgba).
 _EXACT_FIT_PER_ENTRY = 16
 _TABLE_OFFSET, _TABLE_SCALE = 127.5, 2 / 3  # see _to_table
 _TOLERANCE = 1e-3  # scikit-learn's relative tolerance, for the coarse and the exact stage
@@ -105,8 +106,8 @@ def to_palette(centers: np.ndarray) -> np.ndarray:
 
 def _restarts(colors: int) -> int:
     """Independent k-means++ starts: two for small palettes, where a single run's local
-    optimum is furthest from the best (four gained nothing on the bench photos at
-    k = 16 and took 60% longer); one from k = 128, where starts differ little."""
+    optimum is furthest from the best (four gained nothing on tools/bench.py's photos
+    at k = 16 and took 60% longer); one from k = 128, where starts differ little."""
     return 2 if colors <= 64 else 1
 
 
