@@ -7,11 +7,15 @@ k-means++ seeds and Lloyd iterations on a histogram reduced to 6 bits a channel
 (each bin standing at the mean of its colours), then Lloyd iterations on the exact
 distinct colours from there. Small palettes try a few starts on the coarse histogram
 and refine only the best.
+Grey+alpha and RGBA are fitted and assigned in premultiplied colour (each colour channel
+scaled by alpha, alpha kept), where distance measures what a viewer sees once the image
+is composited: invisible colour differences cost nothing, so all fully transparent
+pixels share one reserved entry (0, 0, 0, 0) and the rest go to visible colours.
 1-channel data gets the exact minimum-MSE palette (``grey``). Other methods:
 ``minibatch`` (bounded time on huge colour sets), ``uniform`` and ``quantile``
 (KBinsDiscretizer's strategies, a grid of per-channel levels). Assignment is an exact
-nearest-neighbour search (k-d tree) over the distinct colours, spread to the pixels
-through the colour table.
+nearest-neighbour search (k-d tree, in the fit's space) over the distinct colours,
+spread to the pixels through the colour table.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 _COARSE_BITS = 6
 _TOLERANCE = 1e-3  # scikit-learn's relative tolerance, for the coarse and the exact stage
 _MINIBATCH_SIZE = 4096
+# Weight of the stored colour beside the premultiplied one in alpha assignment: breaks
+# ties between colours that look the same (say two invisible ones) in favour of the
+# exact entry, and at most 3 * (255 / 1024)**2 < 0.2 squared units otherwise.
+_TIE_BREAK = 1 / 1024
 LARGE_PALETTE = 1024
 """From this many colours k-means runs with k-d tree assignment (``large``): scikit-learn's
 Lloyd costs N·k a step, which takes tens of seconds at k = 4096 on a photo."""
@@ -242,12 +250,72 @@ def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.nda
         ) from None
     if len(table.colors) <= colors:
         return table.colors
+    if has_alpha(table.colors.shape[1]):
+        return _fit_with_alpha(table, colors, fitter, seed)
     if _is_grey(table.colors):
         # Equal channels (a grey photo saved as RGB) are a 1-channel problem, which has
         # an exact answer, and per-channel grids would waste entries off the diagonal.
         grey_table = ColorTable(table.colors[:, :1], table.counts, table.inverse)
         return np.repeat(fitter(grey_table, colors, seed), table.colors.shape[1], axis=1)
     return fitter(table, colors, seed)
+
+
+def has_alpha(channels: int) -> bool:
+    """Whether pixels of ``channels`` carry alpha last (grey+alpha, RGBA)."""
+    return channels in (2, 4)
+
+
+def _alpha_weight(channels: int) -> float:
+    """Scale of alpha in the composite space: a change of alpha shows in every colour
+    channel, half as much as a colour change once averaged over black and white."""
+    return np.sqrt((channels - 1) / 4)
+
+
+def composite_space(colors: np.ndarray) -> np.ndarray:
+    """(N, C) float64 coordinates of colours with alpha where squared distance is half
+    the squared error of the colour composited over black plus over white: each
+    colour channel composited over mid-grey, and alpha scaled by ``_alpha_weight``.
+    All fully transparent colours are one point; values stay within 0..255."""
+    values = colors.astype(np.float64)
+    alpha = values[:, -1:]
+    values[:, :-1] = values[:, :-1] * alpha / 255 + (255 - alpha) / 2
+    values[:, -1:] *= _alpha_weight(colors.shape[1])
+    return values
+
+
+def _from_composite_space(points: np.ndarray) -> np.ndarray:
+    """Stored (uint8) colours of points in the composite space; alpha 0 gives 0s."""
+    alpha = np.clip(np.rint(points[:, -1:] / _alpha_weight(points.shape[1])), 0, 255)
+    over_black = points[:, :-1] - (255 - alpha) / 2
+    scale = np.divide(255, alpha, out=np.zeros_like(alpha), where=alpha > 0)
+    return np.clip(np.rint(np.hstack([over_black * scale, alpha])), 0, 255).astype(np.uint8)
+
+
+def _fit_with_alpha(table: ColorTable, colors: int, fitter: Fitter, seed: int) -> np.ndarray:
+    """Fit colours with alpha in the composite space (its points rounded to uint8),
+    where every fully transparent colour is one point; from two entries on, that point
+    gets an entry of its own and the fit spends the others on visible colours."""
+    merged = color_table(np.rint(composite_space(table.colors)).astype(np.uint8))
+    counts = np.bincount(merged.inverse, weights=table.counts).astype(np.int64)
+    is_transparent = merged.colors[:, -1] == 0  # one point at most
+    if colors < 2 or not is_transparent.any():
+        is_transparent[:] = False
+    # Fitters read colours and counts only: no per-pixel inverse is needed.
+    visible = ColorTable(merged.colors[~is_transparent], counts[~is_transparent], counts[:0])
+    visible_colors = colors - int(is_transparent.any())
+    fitted = visible.colors
+    if len(fitted) > visible_colors:
+        fitted = fitter(visible, visible_colors, seed)
+    fitted = np.vstack([merged.colors[is_transparent], fitted])
+    return np.unique(_from_composite_space(fitted.astype(np.float64)), axis=0)
+
+
+def _search_space(colors: np.ndarray) -> np.ndarray:
+    """Float64 coordinates where nearest means least visible error: the composite space
+    for colours with alpha (plus a trace of the stored colour to break ties), else as is."""
+    if not has_alpha(colors.shape[1]):
+        return colors.astype(np.float64)
+    return np.hstack([composite_space(colors), colors[:, :-1] * _TIE_BREAK])
 
 
 def index_dtype(colors: int) -> type[np.unsignedinteger]:
@@ -261,26 +329,35 @@ def _is_grey(colors: np.ndarray) -> bool:
 
 
 def assign(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Index of the nearest palette entry (squared Euclidean) for each (N, C) pixel.
+    """Index of the nearest palette entry (squared Euclidean, premultiplied when the
+    pixels have alpha) for each (N, C) pixel.
 
     An exact k-d tree search (faster than the distance matrix for photo palettes in
     3-4 channels), done in chunks so memory stays bounded for any image size.
     """
     from scipy.spatial import cKDTree
 
-    tree = cKDTree(palette.astype(np.float64))
+    tree = cKDTree(_search_space(palette))
     result = np.empty(len(pixels), dtype=index_dtype(len(palette)))
     for start in range(0, len(pixels), _ASSIGN_CHUNK):
-        _, nearest = tree.query(pixels[start : start + _ASSIGN_CHUNK].astype(np.float64))
+        _, nearest = tree.query(_search_space(pixels[start : start + _ASSIGN_CHUNK]))
         result[start : start + _ASSIGN_CHUNK] = nearest
     return result
 
 
 def psnr(table: ColorTable, palette: np.ndarray, indices: np.ndarray) -> float:
     """PSNR in dB of the pixels a colour table counts, each distinct colour mapped to
-    ``palette[indices]``; infinite when exact."""
-    error = (table.colors.astype(np.float64) - palette[indices]) ** 2
-    mse = float(error.sum(axis=1) @ table.counts) / (table.counts.sum() * table.colors.shape[1])
+    ``palette[indices]``; infinite when exact. Colours with alpha are compared as
+    seen: composited over black and over white."""
+    channels = table.colors.shape[1]
+    if has_alpha(channels):  # squared distance there is half the two composites' error
+        error, values = (
+            (composite_space(table.colors) - composite_space(palette[indices])) ** 2,
+            channels - 1,
+        )
+    else:
+        error, values = (table.colors.astype(np.float64) - palette[indices]) ** 2, channels
+    mse = float(error.sum(axis=1) @ table.counts) / (table.counts.sum() * values)
     return _decibels(mse)
 
 
