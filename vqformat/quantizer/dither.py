@@ -24,9 +24,9 @@ from .streaming import pack_keys
 # (row offset, column offset, share) of Floyd-Steinberg's error spreading.
 _SPREAD = ((0, 1, 7 / 16), (1, -1, 3 / 16), (1, 0, 5 / 16), (1, 1, 1 / 16))
 _CARRIED = 15 / 16  # libimagequant's damping: full diffusion overshoots into patterns
-_NEGLIGIBLE = 2.0  # squared error (in 0..255 units) below which nothing is carried
+_NEGLIGIBLE = 0.25  # squared error carried, in palette mean squared errors, below which none is
 _DAMPING = 0.75  # applied to an error larger than the largest expected one
-_BUSY = 12.0  # local contrast (0..255) at which the dither map is halved
+_BUSY = 1.3  # local contrast, in palette RMS errors, at which the dither map is halved
 
 
 def check_strength(strength: object) -> float:
@@ -51,17 +51,18 @@ def diffuse(pixels: np.ndarray, palette: np.ndarray, strength: float = 1.0) -> n
     space = _space(pixels.reshape(-1, channels)).reshape(height, width, -1).astype(np.float32)
     entries = _space(palette).astype(np.float32)
     tree = cKDTree(entries)
-    gain = (strength * _CARRIED * _dither_map(space)).astype(np.float32)
+    typical = _typical_error(space, tree)
+    gain = (strength * _CARRIED * _dither_map(space, _BUSY * np.sqrt(typical))).astype(np.float32)
     if has_alpha(channels):
         gain[pixels[..., -1] == 0] = 0  # invisible: nothing to diffuse, nothing taken
-    largest = _largest_error(space, entries, tree)
+    largest, negligible = max(2.4 * typical, 16.0**2 / 4), _NEGLIGIBLE * typical
     error = np.zeros((height + 1, width + 2, space.shape[2]), dtype=np.float32)
     indices = np.empty((height, width), dtype=index_dtype(len(palette)))
     for line in range(width + 2 * (height - 1)):
         rows = np.arange(max(0, (line - width + 2) // 2), min(height - 1, line // 2) + 1)
         columns = line - 2 * rows
         incoming = error[rows, columns + 1] * gain[rows, columns, None]
-        incoming[np.einsum("ij,ij->i", incoming, incoming) < _NEGLIGIBLE] = 0
+        incoming[np.einsum("ij,ij->i", incoming, incoming) < negligible] = 0
         target = space[rows, columns] + incoming
         _, nearest = tree.query(target)
         indices[rows, columns] = nearest
@@ -78,23 +79,25 @@ def _space(colors: np.ndarray) -> np.ndarray:
     return composite_space(colors) if has_alpha(colors.shape[1]) else colors.astype(np.float64)
 
 
-def _dither_map(space: np.ndarray) -> np.ndarray:
+def _dither_map(space: np.ndarray, busy: float) -> np.ndarray:
     """(H, W) share of the error each pixel takes: 1 in smooth areas, falling with the
-    local contrast (the root mean square deviation over the 3x3 neighbourhood)."""
+    local contrast (the root mean square deviation over the 3x3 neighbourhood), halved
+    at ``busy``: where the picture varies more than the palette's error, that
+    variation hides banding."""
     from scipy.ndimage import uniform_filter
 
     mean = uniform_filter(space, size=(3, 3, 1), mode="nearest")
     square_mean = uniform_filter(space * space, size=(3, 3, 1), mode="nearest")
     contrast = np.sqrt(np.clip(square_mean - mean * mean, 0, None).sum(axis=2))
-    return 1 / (1 + (contrast / _BUSY) ** 2)
+    return 1 / (1 + (contrast / max(busy, 1.0)) ** 2)
 
 
-def _largest_error(space: np.ndarray, entries: np.ndarray, tree) -> float:
-    """Squared error beyond which diffused error is damped: a few times the palette's
-    mean squared error without dithering (at least that of a 16-level step)."""
+def _typical_error(space: np.ndarray, tree) -> float:
+    """The palette's mean squared error without dithering, on a sample of the pixels.
+    Diffused error beyond a few times that (at least a 16-level step) is damped."""
     sample = space.reshape(-1, space.shape[2])[:: max(1, space.size // (space.shape[2] << 16))]
     distances, _ = tree.query(sample)
-    return max(2.4 * float(np.mean(distances**2)), 16.0**2 / 4)
+    return float(np.mean(distances**2))
 
 
 def _exact_indices(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray | None:
