@@ -7,10 +7,11 @@ k-means++ seeds and Lloyd iterations on a histogram reduced to 6 bits a channel
 (each bin standing at the mean of its colours), then Lloyd iterations on the exact
 distinct colours from there. Small palettes try a few starts on the coarse histogram
 and refine only the best.
-Grey+alpha and RGBA are fitted and assigned in premultiplied colour (each colour channel
-scaled by alpha, alpha kept), where distance measures what a viewer sees once the image
-is composited: invisible colour differences cost nothing, so all fully transparent
-pixels share one reserved entry (0, 0, 0, 0) and the rest go to visible colours.
+Grey+alpha and RGBA are fitted and assigned in a composite space (``composite_space``:
+premultiplied colour over mid-grey, and scaled alpha), a linear map of the colour in
+which squared distance is the error seen over black and over white: invisible colour
+differences cost nothing, so all fully transparent pixels share one reserved entry
+(0, 0, 0, 0) and the rest go to visible colours.
 1-channel data gets the exact minimum-MSE palette (``grey``). Other methods:
 ``minibatch`` (bounded time on huge colour sets), ``uniform`` and ``quantile``
 (KBinsDiscretizer's strategies, a grid of per-channel levels). Assignment is an exact
@@ -36,7 +37,7 @@ _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 _COARSE_BITS = 6
 _TOLERANCE = 1e-3  # scikit-learn's relative tolerance, for the coarse and the exact stage
 _MINIBATCH_SIZE = 4096
-# Weight of the stored colour beside the premultiplied one in alpha assignment: breaks
+# Weight of the stored colour beside the composite one in alpha assignment: breaks
 # ties between colours that look the same (say two invisible ones) in favour of the
 # exact entry, and at most 3 * (255 / 1024)**2 < 0.2 squared units otherwise.
 _TIE_BREAK = 1 / 1024
