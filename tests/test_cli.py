@@ -322,10 +322,11 @@ def test_quality_target_and_dithering(tmp_path):
         assert vqi("encode", ramp, "--min-psnr", bad).returncode == ExitStatus.USAGE
     rgba = tmp_path / "rgba.png"
     Image.new("RGBA", (4, 4)).save(rgba)
-    result = vqi("encode", rgba, "--dither")
+    assert vqi("encode", "--dither-strength", "0.5", rgba).returncode == 0  # alpha dithers too
+    assert vqformat.decode(rgba.with_suffix(".vqi")).shape == (4, 4, 4)
+    result = vqi("encode", "--dither-strength", "2", rgba, "-o", tmp_path / "bad.vqi")
     assert result.returncode == ExitStatus.USAGE
-    assert "grey or RGB" in errors(result)[0]
-    assert not rgba.with_suffix(".vqi").exists()
+    assert not (tmp_path / "bad.vqi").exists()
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

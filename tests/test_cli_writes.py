@@ -278,8 +278,7 @@ def test_impossible_combinations_are_refused_up_front(tmp_path):
     rgba = tmp_path / "rgba.png"
     Image.new("RGBA", (4, 4)).save(rgba)
     for args in (
-        ["--dither", "-k", "1000", rgba],
-        ["--dither", rgba],
+        ["--dither-strength", "2", rgba],
         ["--dask", "tcp://127.0.0.1:1", "-j", "4", rgba],
     ):
         result = vqi("encode", *args)

@@ -62,7 +62,7 @@ def psnr(a, b):
     return 10 * np.log10(255**2 / error)
 
 
-@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("channels", [1, 3])  # with alpha, error is as seen: test_alpha
 def test_sampled_encode_of_a_memmap_round_trips(tmp_path, sampled, channels):
     pixels = gradient(90, 70, channels)
     source = as_memmap(tmp_path, pixels)

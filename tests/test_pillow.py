@@ -291,8 +291,8 @@ def test_save_options_dither_and_min_psnr(tmp_path):
     with open_bytes(saved(image, colors=256, min_psnr=30)) as back:
         assert len(back.getpalette()) // 3 < 64
     target = tmp_path / "x.vqi"
-    with pytest.raises(ValueError, match="grey or RGB"):
-        Image.new("RGBA", (3, 2)).save(target, colors=2, dither=True)
+    with pytest.raises(ValueError, match="strength"):
+        Image.new("RGBA", (3, 2)).save(target, colors=2, dither=2)
     assert not target.exists()
 
 

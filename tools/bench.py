@@ -8,13 +8,14 @@ quantization only, PNG written untimed for its size), the pngquant CLI (``--spee
 --nofs``; wall time including process start and PNG I/O) and Pillow's quantizers (PNG
 size). Peers that are not installed are skipped. Times are medians of ``--repeats``
 runs (KMeans on all pixels, being slow, of ``--kmeans-repeats``). The same tables for
-the grey photos (as RGB with equal channels), then tables of dithering, of
-transparency (RGBA images composited over black and white), of fitting in CIELAB and
-of grey strategies at k = 8, and a rate-distortion plot (bits per pixel against PSNR,
-medians over the colour photos). Every row gives SSIM (scikit-image) beside PSNR.
+the grey photos (as RGB with equal channels), then tables of dithering (PSNR, blurred PSNR, SSIM;
+vqi, pngquant and libimagequant, dithered and not), of transparency (RGBA images
+composited over black and white: PSNR, SSIM, entries of alpha 0), of fitting in
+CIELAB and of grey strategies at k = 8, and a rate-distortion plot (bits per pixel
+against PSNR, medians over the colour photos).
 
     python tools/bench.py [--colors 16 64 256] [--repeats 3] [--plot rd.png]
-    python tools/bench.py --only rgba   # or dither: just that table
+    python tools/bench.py --only dither   # or alpha: that table alone
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ from vqformat.quantizer import palette as palette_fitting
 class Result:
     seconds: float
     psnr: float
-    size: int
-    ssim: float  # bytes of the tool's output file
+    size: int  # bytes of the tool's output file
+    ssim: float
 
 
 Encoder = Callable[[np.ndarray, int], tuple[np.ndarray, int]]
@@ -59,16 +60,16 @@ def psnr(original: np.ndarray, decoded: np.ndarray) -> float:
 
 
 def ssim(original: np.ndarray, decoded: np.ndarray) -> float:
-    """scikit-image's SSIM over the colour channels (data range 255)."""
+    """scikit-image's structural similarity over the channels (0..255 data)."""
     from skimage.metrics import structural_similarity
 
-    channel_axis = -1 if original.ndim == 3 else None
+    axis = 2 if original.ndim == 3 else None
     return float(
         structural_similarity(
             np.asarray(original, np.float64),
             np.asarray(decoded, np.float64),
+            channel_axis=axis,
             data_range=255,
-            channel_axis=channel_axis,
         )
     )
 
@@ -113,7 +114,7 @@ def encode_vqi(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
         return palette[indices], len(vqformat.encode_indexed(palette, indices))
 
 
-def encode_vqi_file(image: np.ndarray, colors: int, dither: bool = False) -> tuple[np.ndarray, int]:
+def encode_vqi_file(image: np.ndarray, colors: int, dither: float = 0.0) -> tuple[np.ndarray, int]:
     """The whole ``vqformat.encode`` call: fit, assign and the default compression."""
     data = vqformat.encode(image, colors, dither=dither)
     with _untimed():
@@ -139,15 +140,19 @@ def _png_size(image: Image.Image) -> int:
 
 
 def encode_libimagequant(
-    image: np.ndarray, colors: int, dithering: float = 0.0
+    image: np.ndarray, colors: int, dither: float = 0.0
 ) -> tuple[np.ndarray, int]:
-    """RGB or RGBA through libimagequant, decoded to the image's channels."""
+    """RGB or RGBA through the ``imagequant`` package at dithering level ``dither``."""
     import imagequant
 
     height, width, channels = image.shape
     rgba = image if channels == 4 else np.dstack([image, np.full((height, width), 255, np.uint8)])
     indices, palette = imagequant.quantize_raw_rgba_bytes(
-        rgba.tobytes(), width, height, dithering_level=dithering, max_colors=colors
+        np.ascontiguousarray(rgba).tobytes(),
+        width,
+        height,
+        dithering_level=dither,
+        max_colors=colors,
     )
     with _untimed():
         entries = np.array(palette, np.uint8).reshape(-1, 4)[:, :channels]
@@ -162,11 +167,11 @@ def encode_pngquant(image: np.ndarray, colors: int, dither: bool = False) -> tup
         source, target = Path(folder, "in.png"), Path(folder, "out.png")
         with _untimed():
             Image.fromarray(image).save(source, compress_level=1)
+        mode = "RGBA" if image.shape[-1] == 4 else "RGB"
         command = ["pngquant", "--speed", "1", "--force", "--output", str(target)]
         command += [] if dither else ["--nofs"]
         subprocess.run([*command, str(colors), str(source)], check=True)
         with _untimed():
-            mode = "RGBA" if image.shape[-1] == 4 else "RGB"
             return np.asarray(Image.open(target).convert(mode)), target.stat().st_size
 
 
@@ -295,9 +300,10 @@ def blurred_psnr(original: np.ndarray, decoded: np.ndarray, sigma: float = 1.5) 
 
 
 def dither_encoders() -> dict[str, Encoder]:
+    """Undithered and dithered peers, for RGB and RGBA alike."""
     encoders = {
         "vqi": encode_vqi_file,
-        "vqi --dither": lambda image, colors: encode_vqi_file(image, colors, dither=True),
+        "vqi --dither": lambda image, colors: encode_vqi_file(image, colors, dither=1.0),
     }
     if shutil.which("pngquant"):
         encoders["pngquant --nofs"] = encode_pngquant
@@ -305,114 +311,167 @@ def dither_encoders() -> dict[str, Encoder]:
             image, colors, dither=True
         )
     if _importable("imagequant"):
+        encoders["libimagequant"] = encode_libimagequant
         encoders["libimagequant (dithered)"] = lambda image, colors: encode_libimagequant(
-            image, colors, dithering=1.0
+            image, colors, dither=1.0
         )
     return encoders
 
 
 def print_dither_table(photos: dict[str, np.ndarray], colors_list: list[int]) -> None:
-    print("\n## dithering: medians over the photos of PSNR, blurred PSNR (sigma 1.5), SSIM and bpp")
+    """Per k and encoder: medians over the photos, and the photo where vqi --dither is
+    furthest below pngquant (dithered) in SSIM."""
+    print("\n## dithering: medians over the photos of PSNR, blurred PSNR (sigma 1.5), SSIM, bpp")
     encoders = dither_encoders()
-    print(f"{'k':>4} " + "".join(f"{name:>30}" for name in encoders))
     for colors in colors_list:
-        cells = []
-        for encoder in encoders.values():
-            rows = []
-            for image in photos.values():
+        print(f"\nk = {colors}: {'encoder':<26} {'PSNR':>7} {'blurred':>8} {'SSIM':>7} {'bpp':>6}")
+        table = {}
+        for name, encoder in encoders.items():
+            table[name] = {}
+            for image_name, image in photos.items():
                 decoded, size = encoder(image, colors)
                 bpp = 8 * size / (image.shape[0] * image.shape[1])
-                rows.append(
-                    (psnr(image, decoded), blurred_psnr(image, decoded), ssim(image, decoded), bpp)
+                table[name][image_name] = (
+                    psnr(image, decoded),
+                    blurred_psnr(image, decoded),
+                    ssim(image, decoded),
+                    bpp,
                 )
-            medians = [statistics.median(column) for column in zip(*rows, strict=True)]
-            cells.append("{:6.2f} {:6.2f} {:6.4f} {:5.2f}".format(*medians))
-        print(f"{colors:>4} " + "".join(f"{cell:>30}" for cell in cells))
+            medians = [statistics.median(c) for c in zip(*table[name].values(), strict=True)]
+            print(
+                f"{'':>9} {name:<26} {medians[0]:7.2f} {medians[1]:8.2f} "
+                f"{medians[2]:7.4f} {medians[3]:6.3f}"
+            )
+        _print_worst(table, "vqi --dither", "pngquant (dithered)", ("blurred", 1), ("SSIM", 2))
+        _print_worst(table, "vqi", "pngquant --nofs", ("PSNR", 0), ("SSIM", 2))
+
+
+def _print_worst(
+    table: dict[str, dict[str, tuple[float, ...]]], ours: str, peer: str, *metrics: tuple[str, int]
+) -> None:
+    """The least margin of ``ours`` over ``peer`` on any image, per metric."""
+    if peer not in table:
+        return
+    cells = []
+    for label, column in metrics:
+        margins = {n: table[ours][n][column] - table[peer][n][column] for n in table[ours]}
+        worst = min(margins, key=margins.get)
+        cells.append(f"{label} {margins[worst]:+.4f} ({worst})")
+    print(f"{'':>9} worst {ours} - {peer}: " + "; ".join(cells))
 
 
 # --- transparency table ------------------------------------------------------------
 
 
 def transparent_images(photos: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """RGBA test images: photos in a soft-edged disc, a sprite with garbage under
-    alpha 0, an antialiased icon (drawn at 4x, downsampled) and skimage's logo."""
-    from skimage import data
-
+    """RGBA test images: photos in a soft-edged disc and under a soft vertical fade,
+    with random colours under alpha 0; a sprite with hard edges and garbage under
+    alpha 0; antialiased icons drawn at 4x and downsampled; skimage's logo."""
     rng = np.random.default_rng(0)
     images = {}
-    for name, photo in list(photos.items())[:2]:
-        height, width, _ = photo.shape
-        rows, columns = np.mgrid[:height, :width]
-        radius = np.hypot(rows - height / 2, columns - width / 2)
-        alpha = np.clip((0.4 * min(height, width) - radius) / (0.1 * height), 0, 1) * 255
-        images[f"disc-{name}"] = _with_garbage(np.dstack([photo, alpha.astype(np.uint8)]), rng)
-    sprite = np.zeros((128, 128, 4), np.uint8)
-    sprite[16:112, 16:112, :3] = next(iter(photos.values()))[100:196, 100:196]
-    sprite[16:112, 16:112, 3] = 255
-    sprite[40:88, 40:88, 3] = 128  # a half-transparent window
-    images["sprite"] = _with_garbage(sprite, rng)
-    icon = Image.new("RGBA", (512, 512), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(icon)
-    draw.ellipse((40, 40, 472, 472), fill=(30, 120, 220, 255), outline=(10, 40, 90, 255), width=24)
-    draw.polygon([(256, 90), (420, 400), (92, 400)], fill=(250, 200, 40, 230))
-    draw.rounded_rectangle((180, 250, 332, 370), 30, fill=(220, 40, 60, 160))
-    images["icon"] = np.asarray(icon.resize((128, 128), Image.Resampling.LANCZOS))
-    images["skimage-logo"] = data.logo()
+    for name, photo in list(photos.items())[:3]:
+        height, width = photo.shape[:2]
+        y, x = np.mgrid[0:height, 0:width]
+        radius = np.hypot((y - height / 2) / height, (x - width / 2) / width) * 2
+        disc = np.clip((0.85 - radius) / 0.25, 0, 1)
+        fade = np.clip(1.2 - 1.6 * y / height, 0, 1)
+        for shape, alpha in (("disc", disc), ("fade", fade)):
+            images[f"{name}-{shape}"] = _with_alpha(photo, alpha, rng)
+    images["sprite"] = _sprite(rng)
+    images["icons"] = _icons()
+    from skimage import data
+
+    images["skimage-logo"] = data.logo()  # RGBA, shipped with scikit-image
     return images
 
 
-def _with_garbage(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random colours under alpha 0, as editors leave them."""
-    hidden = image[..., 3] == 0
-    image[hidden, :3] = rng.integers(0, 256, (int(hidden.sum()), 3))
-    return image
+def _with_alpha(photo: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    coverage = np.rint(alpha * 255).astype(np.uint8)
+    rgb = photo.copy()
+    rgb[coverage == 0] = rng.integers(0, 256, (int(np.sum(coverage == 0)), 3))
+    return np.dstack([rgb, coverage])
 
 
-def composites(image: np.ndarray) -> np.ndarray:
-    """An RGBA image over black and over white, side by side (float)."""
-    values = image.astype(np.float64)
+def _sprite(rng: np.random.Generator) -> np.ndarray:
+    """A 256x256 sprite: blocky shapes in a few shades, noise under alpha 0."""
+    image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((8, 8, 56, 56), fill=(230, 180, 40, 255), outline=(120, 60, 10, 255), width=3)
+    draw.rectangle((22, 24, 28, 32), fill=(20, 20, 20, 255))
+    draw.rectangle((36, 24, 42, 32), fill=(20, 20, 20, 255))
+    draw.polygon([(20, 40), (44, 40), (32, 50)], fill=(200, 40, 40, 255))
+    pixels = np.array(image.resize((256, 256), Image.Resampling.NEAREST))
+    shade = rng.normal(0, 8, pixels.shape[:2])[..., None]
+    pixels[..., :3] = np.clip(pixels[..., :3] + shade, 0, 255).astype(np.uint8)
+    hidden = pixels[..., 3] == 0
+    pixels[hidden, :3] = rng.integers(0, 256, (int(hidden.sum()), 3))
+    return pixels
+
+
+def _icons() -> np.ndarray:
+    """Antialiased shapes and gradients drawn at 4x, downsampled to 256x256."""
+    big = Image.new("RGBA", (1024, 1024), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(big)
+    for row in range(4):
+        for column in range(4):
+            left, top = 16 + column * 256, 16 + row * 256
+            colour = (60 * column + 40, 50 * row + 60, 220 - 50 * column, 255)
+            box = (left, top, left + 224, top + 224)
+            if (row + column) % 3 == 0:
+                draw.ellipse(box, fill=colour, outline=(20, 20, 20, 255), width=12)
+            elif (row + column) % 3 == 1:
+                draw.rounded_rectangle(box, radius=48, fill=(*colour[:3], 170))
+            else:
+                draw.polygon(
+                    [(left + 112, top), (left + 224, top + 224), (left, top + 224)], fill=colour
+                )
+            draw.line(
+                (left + 30, top + 190, left + 190, top + 30), fill=(255, 255, 255, 230), width=16
+            )
+    return np.asarray(big.resize((256, 256), Image.Resampling.LANCZOS))
+
+
+def composites(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The image over black and over white."""
+    values = rgba.astype(np.float64)
     alpha = values[..., 3:] / 255
     over_black = values[..., :3] * alpha
-    return np.concatenate([over_black, over_black + 255 * (1 - alpha)], axis=1)
+    return over_black, over_black + 255 * (1 - alpha)
 
 
-def print_rgba_table(images: dict[str, np.ndarray], colors_list: list[int]) -> None:
-    """Composited PSNR over black and white, SSIM of the composites, alpha-0 entries."""
-    encoders: dict[str, Encoder] = {"vqi": encode_vqi_file}
-    if shutil.which("pngquant"):
-        encoders["pngquant --nofs"] = encode_pngquant
-    if _importable("imagequant"):
-        encoders["libimagequant"] = encode_libimagequant
-    sizes = ", ".join(f"{n} {i.shape[1]}x{i.shape[0]}" for n, i in images.items())
-    print(f"\n## transparency: {sizes}")
-    print("composited PSNR (over black and white), SSIM of the composites, alpha-0 entries")
+def composite_scores(original: np.ndarray, decoded: np.ndarray) -> tuple[float, float]:
+    """(PSNR of both composites together, mean SSIM of the two composites)."""
+    black, white = composites(original)
+    decoded_black, decoded_white = composites(decoded)
+    both = psnr(np.concatenate([black, white]), np.concatenate([decoded_black, decoded_white]))
+    return both, (ssim(black, decoded_black) + ssim(white, decoded_white)) / 2
+
+
+def print_alpha_table(images: dict[str, np.ndarray], colors_list: list[int]) -> None:
+    """Composited PSNR and SSIM and entries of alpha 0 per encoder: medians over the
+    images and the image where vqi is furthest below pngquant."""
+    print("\n## transparency: composited over black and white (medians); alpha-0 entries (max)")
+    print(f"images: {', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in images.items())}")
+    encoders = dither_encoders()
     for colors in colors_list:
-        print(f"\n### k = {colors}")
-        print(f"{'image':<16}" + "".join(f"{name:>26}" for name in encoders) + "   vqi - pngquant")
-        scores: dict[str, list[float]] = {name: [] for name in encoders}
-        for name, image in images.items():
-            cells = []
-            for encoder_name, encoder in encoders.items():
+        print(f"\nk = {colors}: {'encoder':<26} {'PSNR':>7} {'SSIM':>7} {'alpha-0':>8}")
+        table = {}
+        for name, encoder in encoders.items():
+            table[name] = {}
+            for image_name, image in images.items():
                 decoded, _ = encoder(image, colors)
-                seen = composites(image), composites(decoded)
-                scores[encoder_name].append(psnr(*seen))
-                invisible = len(np.unique(decoded[decoded[..., 3] == 0], axis=0))
-                cells.append(f"{psnr(*seen):7.2f} {ssim(*seen):6.4f} {invisible:4d}")
-            print(f"{name:<16}" + "".join(f"{cell:>26}" for cell in cells) + _versus(scores, -1))
-        medians = "".join(f"{statistics.median(v):>26.2f}" for v in scores.values())
-        worst = min(_differences(scores), default=0.0)
-        print(f"{'median PSNR':<16}{medians}   worst image {worst:+.2f} dB")
-
-
-def _differences(scores: dict[str, list[float]]) -> list[float]:
-    if "pngquant --nofs" not in scores:
-        return []
-    return [v - p for v, p in zip(scores["vqi"], scores["pngquant --nofs"], strict=True)]
-
-
-def _versus(scores: dict[str, list[float]], row: int) -> str:
-    differences = _differences(scores)
-    return f"   {differences[row]:+.2f}" if differences else ""
+                entries = np.unique(decoded.reshape(-1, 4), axis=0)
+                table[name][image_name] = (
+                    *composite_scores(image, decoded),
+                    int(np.sum(entries[:, 3] == 0)),
+                )
+            columns = list(zip(*table[name].values(), strict=True))
+            print(
+                f"{'':>9} {name:<26} {statistics.median(columns[0]):7.2f} "
+                f"{statistics.median(columns[1]):7.4f} {max(columns[2]):8d}"
+            )
+        _print_worst(table, "vqi", "pngquant --nofs", ("PSNR", 0), ("SSIM", 1))
+        _print_worst(table, "vqi --dither", "pngquant (dithered)", ("PSNR", 0), ("SSIM", 1))
 
 
 # --- colour space table ------------------------------------------------------------
@@ -573,15 +632,15 @@ def main() -> None:
     )
     parser.add_argument("--plot", default="rd.png", help="rate-distortion plot (PNG)")
     parser.add_argument(
-        "--only", choices=["rgba", "dither"], help="run only the transparency or dithering table"
+        "--only", choices=("dither", "alpha"), help="run only the dithering or transparency table"
     )
     args = parser.parse_args()
 
     photos = colour_photos(args.image)
-    if args.only == "rgba":
-        return print_rgba_table(transparent_images(photos), args.colors)
     if args.only == "dither":
         return print_dither_table(photos, args.colors)
+    if args.only == "alpha":
+        return print_alpha_table(transparent_images(photos), args.colors)
     greys = grey_photos(photos, args.grey_image)
     encoders = available_encoders(args.skip_kmeans)
     print(f"photos: {', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in photos.items())}")
@@ -592,7 +651,7 @@ def main() -> None:
         print("\n# grey photos, given to every encoder as RGB with equal channels")
         run_tables({n: np.dstack([g, g, g]) for n, g in greys.items()}, encoders, args)
     print_dither_table(photos, args.colors)
-    print_rgba_table(transparent_images(photos), args.colors)
+    print_alpha_table(transparent_images(photos), args.colors)
     print_colour_space_table(photos, args.colors)
     print_grey_table(greys, args.grey_colors)
     draw_rd_plot(curves, args.plot)

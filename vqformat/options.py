@@ -19,6 +19,7 @@ from .format.container import MAX_COLORS
 from .format.metadata import Metadata
 from .format.methods import COMPRESSION_METHODS, DEFAULT_COMPRESSION
 from .format.writing import as_palette
+from .quantizer.dither import check_strength
 from .quantizer.palette import DEFAULT_PALETTE_METHOD, PALETTE_METHODS
 
 MAX_SEED = 2**32 - 1
@@ -55,12 +56,13 @@ class EncodeOptions:
         metavar="DB",
         type=float,
     )
-    dither: bool = _option(
-        False,
-        "Floyd-Steinberg error diffusion (grey or RGB, K <= 256): lower PSNR, "
-        "no banding in smooth gradients, larger files",
+    dither: float = _option(
+        0.0,
+        "selective Floyd-Steinberg error diffusion at full strength (see --dither-strength): "
+        "no banding in smooth gradients, lower PSNR, larger files",
         "--dither",
-        action="store_true",
+        action="store_const",
+        const=1.0,
     )
     seed: int = _option(
         0, f"seed of the palette fit, 0..{MAX_SEED} (default 0)", "--seed", metavar="N", type=int
@@ -125,7 +127,7 @@ def _checked(options: EncodeOptions) -> dict[str, Any]:
         "method": _known("palette method", options.method, PALETTE_METHODS),
         "compression": _known("compression", options.compression, COMPRESSION_METHODS),
         "min_psnr": _decibels(options.min_psnr),
-        "dither": _flag("dither", options.dither),
+        "dither": check_strength(options.dither),
         "seed": check_integer("seed", options.seed, 0, MAX_SEED),
         "strip_rows": None
         if options.strip_rows is None
@@ -148,9 +150,3 @@ def _decibels(min_psnr: object) -> float | None:
     if not 0 < min_psnr < math.inf:
         raise VQIError(f"min_psnr must be a positive finite number of dB, got {min_psnr}")
     return float(min_psnr)
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise VQIError(f"{name} must be True or False, got {value!r}")
-    return bool(value)

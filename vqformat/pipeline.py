@@ -19,7 +19,7 @@ from .errors import VQIError
 from .format.writing import Layout, StripIndices, write_to
 from .options import EncodeOptions
 from .quantizer import palette as palette_fitting
-from .quantizer.dither import check_ditherable, diffuse
+from .quantizer.dither import diffuse
 from .quantizer.streaming import ColorSet, ImageRows, StripAssigner, distinct_colors, sample_pixels
 
 FIT_PIXELS = 1 << 20
@@ -65,8 +65,8 @@ def quantize(
 
     Takes ``encode``'s options (``compression`` and ``strip_rows`` are unused). With
     ``min_psnr`` (dB) the palette is the smallest reaching it, ``colors`` at most. With
-    ``dither`` the pixels are mapped by Floyd-Steinberg error diffusion (grey or RGB, at
-    most 256 colours) instead of each to its nearest entry.
+    ``dither`` (True or a strength 0..1) the pixels are mapped by selective
+    Floyd-Steinberg error diffusion instead of each to its nearest entry.
     """
     return quantize_with(pixels, _options(colors, options))
 
@@ -117,8 +117,6 @@ class _IndexPlan:
 def _plan_indices(image: ImageRows, options: EncodeOptions) -> _IndexPlan:
     """Choose the palette (fitted, or the one given) and the strips' assignment."""
     palette = options.palette
-    if options.dither:
-        check_ditherable(image.channels, options.colors if palette is None else len(palette))
     indices = None
     if palette is None:
         palette, indices = _fit(image, options, assign=not options.dither)
@@ -127,7 +125,7 @@ def _plan_indices(image: ImageRows, options: EncodeOptions) -> _IndexPlan:
             f"palette has {palette.shape[1]} channels but the image has {image.channels}"
         )
     if options.dither:
-        return _IndexPlan(image, palette, _dithered_strips(image, palette))
+        return _IndexPlan(image, palette, _dithered_strips(image, palette, options.dither))
     return _IndexPlan(image, palette, _strip_indices(image, palette, indices))
 
 
@@ -143,12 +141,13 @@ def _strip_indices(
     return lambda first, rows: assign(image.band(first, rows))
 
 
-def _dithered_strips(image: ImageRows, palette: np.ndarray) -> StripIndices:
+def _dithered_strips(image: ImageRows, palette: np.ndarray, strength: float) -> StripIndices:
     """Error diffusion over the whole image when it is at most ``FIT_PIXELS`` (no
     seams), else strip by strip (the error restarts at each strip's first row)."""
 
     def diffuse_rows(first: int, rows: int) -> np.ndarray:
-        return diffuse(image.band(first, rows).reshape(rows, image.width, -1), palette).ravel()
+        band = image.band(first, rows).reshape(rows, image.width, -1)
+        return diffuse(band, palette, strength).ravel()
 
     if image.pixel_count > FIT_PIXELS:
         return diffuse_rows
@@ -179,8 +178,8 @@ def encode(pixels: np.ndarray, colors: int = 256, **options: Any) -> bytes:
     deterministic for a given ``seed``. ``min_psnr`` asks for the smallest palette
     reaching that PSNR (dB), with ``colors`` the most. ``palette`` (k, C) skips fitting
     and maps every pixel to its nearest entry (``colors``, ``method`` and ``min_psnr``
-    are then unused). ``dither`` maps the pixels by Floyd-Steinberg error diffusion
-    (grey or RGB, at most 256 colours) instead of each to its nearest entry; a
+    are then unused). ``dither`` (True or a strength 0..1) maps the pixels by selective
+    Floyd-Steinberg error diffusion instead of each to its nearest entry; a
     ``min_psnr`` target is judged before dithering; when even ``colors`` colours miss
     it, the best palette is used and a ``QualityWarning`` is issued (turn it into an
     error with ``warnings.simplefilter("error", vqformat.QualityWarning)``).

@@ -27,13 +27,11 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 import vqformat
 
-from ..errors import VQIError
 from ..format.atomic import OutputExistsError, atomic_output, check_target
 from ..format.metadata import MAX_TEXT_ENTRIES, profile_fits
 from ..options import EncodeOptions
 from ..pillow_plugin import image_metadata, metadata_save_keywords
 from ..pipeline import QualityWarning, encode_with
-from ..quantizer.dither import check_ditherable
 
 STDIO = "-"
 
@@ -335,7 +333,6 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     if not job.pixel_limit:
         Image.MAX_IMAGE_PIXELS = None
     with failing_as(ExitStatus.INPUT, "read"), Image.open(stream) as image:
-        _check_ditherable(job.options, image)
         pixels = image_pixels(image)
         kept = {} if job.strip else _fitting_metadata(image, pixels)
     with failing_as(ExitStatus.INPUT, "encode"), warnings.catch_warnings(record=True) as caught:
@@ -376,16 +373,6 @@ def _storable(**metadata: object) -> bool:
     except vqformat.VQIError:
         return False
     return True
-
-
-def _check_ditherable(options: EncodeOptions, image: Image.Image) -> None:
-    """Refuse --dither on an image it cannot apply to, from the header alone."""
-    if options.dither:
-        colors = options.colors if options.palette is None else len(options.palette)
-        try:
-            check_ditherable(len(image.getbands()), colors)
-        except VQIError as error:
-            raise JobFailure(ExitStatus.USAGE, f"--dither: {error}") from None
 
 
 def _check_quality(options: EncodeOptions, missed: list[QualityWarning]) -> None:

@@ -23,7 +23,6 @@ from vqformat import dataset
 
 from ..errors import VQIError
 from ..options import EncodeOptions, command_line_options
-from ..quantizer.dither import check_ditherable
 from .batch import (
     Interrupted,
     Mapper,
@@ -228,6 +227,13 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
     for name in command_line_options():
         add_encode_option(parser, name)
     parser.add_argument(
+        "--dither-strength",
+        dest="dither",
+        type=_checked_option("dither", float),
+        metavar="S",
+        help="error diffusion of strength S, 0..1 (--dither is 1; 0 does not dither)",
+    )
+    parser.add_argument(
         "--skip-if-larger",
         action="store_true",
         help="do not write a result that is not smaller than its input (exit status 98)",
@@ -256,11 +262,6 @@ def run_encode(args: argparse.Namespace) -> int:
     targets = plan_targets(args.inputs, args.output, ".vqi")
     shared_palette = _read_palette_file(args.palette) if args.palette else None
     options = EncodeOptions.from_mapping({**vars(args), "palette": shared_palette})
-    if options.dither:
-        try:
-            check_ditherable(3, options.colors if shared_palette is None else len(shared_palette))
-        except VQIError as error:
-            raise UsageError(f"--dither: {error}") from None
     jobs = [
         EncodeJob(
             source=source,

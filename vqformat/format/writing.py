@@ -25,7 +25,8 @@ encoding and decoding beyond the output, and the work of decoding a band of rows
 
 MIN_STRIP_PIXELS = 1 << 18
 """Smallest default strip: each strip's streams start with an empty window and their
-own code tables, so smaller strips cost bytes (1-1.5% on tools/bench.py's 0.27 MP photos at 2^16)."""
+own code tables, so smaller strips cost bytes (1-1.5% on tools/bench.py's 0.27 MP
+photos at 2^16)."""
 
 STRIPS_PER_IMAGE = 64
 """Between those sizes a default strip is 1/64 of the image, so a decoder filling its
