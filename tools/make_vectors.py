@@ -53,23 +53,11 @@ CASES = [
     ("rgb-k257-deflate", 3, 257, 16, 17, "deflate", 16),
     ("l-k5-strips-stored", 1, 5, 5, 3, "stored", 2),
     ("l-k5-strips-deflate", 1, 5, 5, 3, "deflate", 2),
-    ("l-k1-deflate-runs", 1, 1, 2, 3, "deflate-runs", 2),
-    ("l-k2-deflate-runs", 1, 2, 3, 5, "deflate-runs", 3),
-    ("rgb-k16-deflate-runs", 3, 16, 5, 7, "deflate-runs", 5),
-    ("rgba-k256-deflate-runs", 4, 256, 16, 16, "deflate-runs", 16),
-    ("rgb-k257-deflate-runs", 3, 257, 16, 17, "deflate-runs", 16),
-    ("l-k5-strips-deflate-runs", 1, 5, 5, 3, "deflate-runs", 2),
     ("l-k1-deflate-byte-runs", 1, 1, 2, 3, "deflate-byte-runs", 2),
     ("rgb-k16-deflate-byte-runs", 3, 16, 5, 7, "deflate-byte-runs", 5),
     ("rgba-k256-deflate-byte-runs", 4, 256, 16, 16, "deflate-byte-runs", 16),
     ("rgb-k257-deflate-byte-runs", 3, 257, 16, 17, "deflate-byte-runs", 16),
     ("l-k5-strips-deflate-byte-runs", 1, 5, 5, 3, "deflate-byte-runs", 2),
-    ("l-k1-lzma-bands", 1, 1, 2, 3, "lzma-bands", 2),
-    ("la-k3-lzma-bands", 2, 3, 4, 3, "lzma-bands", 4),
-    ("rgb-k16-lzma-bands", 3, 16, 5, 7, "lzma-bands", 5),
-    ("rgba-k256-lzma-bands", 4, 256, 16, 16, "lzma-bands", 16),
-    ("rgb-k257-lzma-bands", 3, 257, 16, 17, "lzma-bands", 16),
-    ("l-k5-strips-lzma-bands", 1, 5, 5, 3, "lzma-bands", 2),
 ]
 
 BLOCK_CASES = [  # same fields; indices from _blocks, so the encoder picks taller bands
