@@ -1,7 +1,8 @@
 """Write the reference files of spec/vectors/ from their palettes and indices.
 
-Run after a deliberate format change only; tests/test_vectors.py checks that the
-encoder still writes exactly these bytes and the decoder reads exactly these pixels.
+Run after a deliberate change of the vectors only; tests/test_vectors.py checks that
+the decoder reads exactly these pixels and that the encoder writes what they hold
+(byte for byte where spec/vqi.md section 10 pins the bytes).
 """
 
 from __future__ import annotations
