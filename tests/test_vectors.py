@@ -13,7 +13,7 @@ import pytest
 import vqformat
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
-NAMES = sorted(path.stem for path in VECTORS.glob("*.vqi"))
+NAMES = sorted(str(path.relative_to(VECTORS).with_suffix("")) for path in VECTORS.rglob("*.vqi"))
 
 
 def _load(name):

@@ -28,6 +28,7 @@ from vqformat.format.methods import (
 )
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
+LARGE_FILE = 4096  # longer vectors go to large/, apart from the byte-by-byte fuzz tests
 
 
 def _cycle(height: int, width: int, colors: int) -> np.ndarray:
@@ -142,9 +143,11 @@ def _with_ancillary_chunk(data: bytes) -> bytes:
 
 
 def _write(name: str, data: bytes, palette: np.ndarray, indices: np.ndarray, **extra) -> None:
-    (VECTORS / f"{name}.vqi").write_bytes(data)
+    folder = VECTORS / "large" if len(data) > LARGE_FILE else VECTORS
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.vqi").write_bytes(data)
     description = _describe(data, palette, indices, **extra)
-    (VECTORS / f"{name}.json").write_text(json.dumps(description) + "\n")
+    (folder / f"{name}.json").write_text(json.dumps(description) + "\n")
 
 
 def main() -> None:
