@@ -142,8 +142,15 @@ def _with_ancillary_chunk(data: bytes) -> bytes:
     return data[:iend] + extra + data[iend:]
 
 
-def _write(name: str, data: bytes, palette: np.ndarray, indices: np.ndarray, **extra) -> None:
-    folder = VECTORS / "large" if len(data) > LARGE_FILE else VECTORS
+def _write(
+    name: str,
+    data: bytes,
+    palette: np.ndarray,
+    indices: np.ndarray,
+    folder: Path | None = None,
+    **extra,
+) -> None:
+    folder = folder or (VECTORS / "large" if len(data) > LARGE_FILE else VECTORS)
     folder.mkdir(exist_ok=True)
     (folder / f"{name}.vqi").write_bytes(data)
     description = _describe(data, palette, indices, **extra)
@@ -353,8 +360,9 @@ def write_layout_vectors() -> None:
 
 def write_ancillary_vector() -> None:
     """Unknown ancillary chunks before PLTE, between IDATs and before IEND, two of them
-    named like critical chunks but for the case of their first letter, and bytes after
-    IEND: a decoder skips them all."""
+    named like critical chunks but for the case of their first letter: a decoder skips
+    them all. The same file followed by bytes after IEND goes to after-iend/, since
+    cutting those bytes short or altering them leaves a valid file."""
     palette, indices = _palette(5, 3), _blocks(7, 6, 5)
     codec = codec_by_name("deflate-byte-runs")
     strips = _strips(indices, 3, lambda i: codec.encode(i, 3))
@@ -364,8 +372,11 @@ def write_ancillary_vector() -> None:
         3: chunk_bytes(b"xTRA", b""),
         4: chunk_bytes(b"iEND", b"not the end"),
     }
-    data = _file(palette, codec.code, strips, 3, 7, 6, extra) + b"bytes after IEND\n"
+    data = _file(palette, codec.code, strips, 3, 7, 6, extra)
     _write("rgb-k5-ancillary-everywhere", data, palette, indices, decode_only=True)
+    trailing = data + b"bytes after IEND\n"
+    folder = VECTORS / "after-iend"
+    _write("rgb-k5-trailing-bytes", trailing, palette, indices, folder, decode_only=True)
 
 
 if __name__ == "__main__":
