@@ -3,7 +3,6 @@
 import json
 import lzma
 import struct
-import time
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -24,10 +23,10 @@ from vqformat.format.bands import (
     unpack_fields,
 )
 from vqformat.format.methods import COMPRESSION_METHODS as METHODS
-from vqformat.format.methods import codec_by_name
+from vqformat.format.methods import codec_by_name, deflate_bound, deflate_within_bound
 from vqformat.format.ordering import adjacency_order
 
-NEW_METHODS = ["deflate-runs", "lzma-bands", "deflate-byte-runs", "lzma-packed-bands"]
+BAND_METHODS = ["deflate-byte-runs", "lzma-packed-bands"]
 SHAPES = st.one_of(
     st.tuples(st.just(1), st.just(1)),
     st.tuples(st.just(1), st.integers(1, 70)),
@@ -143,49 +142,42 @@ BOMB_SIZE = 64 << 20
 
 
 def _runs_payload(flags: bytes, literals: bytes) -> bytes:
-    """A deflate-runs strip of band height 2 from its two zlib streams."""
+    """A deflate-byte-runs strip of band height 2 from its two zlib streams."""
     return b"\x02" + struct.pack(">I", len(flags)) + flags + literals
 
 
 def _bomb(method: str) -> bytes:
     zeros = zlib.compress(b"\0" * BOMB_SIZE, 9)
-    if method == "deflate-runs flags":  # also the flags of deflate-byte-runs
+    if method == "deflate-byte-runs flags":
         return _runs_payload(zeros, b"")
-    if method in ("deflate-runs literals", "deflate-byte-runs literals"):
+    if method == "deflate-byte-runs literals":
         return _runs_payload(zlib.compress(b"\xff" * 32), zeros)
     filters = [{"id": lzma.FILTER_LZMA2, "preset": 0}]
     stream = lzma.compress(b"\0" * BOMB_SIZE, lzma.FORMAT_RAW, filters=filters)
-    if method == "lzma-packed-bands":
-        return b"\x20\x08" + bytes(range(256)) + stream
-    return b"\x20" + bytes(range(256)) + stream
+    return b"\x20\x08" + bytes(range(256)) + stream
 
 
 @pytest.mark.parametrize(
     "case",
     [
-        "deflate-runs flags",
-        "deflate-runs literals",
+        "deflate-byte-runs flags",
         "deflate-byte-runs literals",
-        "lzma-bands",
         "lzma-packed-bands",
     ],
 )
-def test_bomb_is_rejected_quickly_with_little_memory(case):
+def test_bomb_is_rejected_with_little_memory(case):
     payload = _bomb(case)
     method = case.split()[0]
     codec = codec_by_name(method)
     tracemalloc.start()
-    start = time.perf_counter()
     with pytest.raises(VQIError, match="does not expand"):
         codec.decode(payload, 16, 16, 8)
-    elapsed = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 1 << 20
-    assert elapsed < 2
 
 
-@pytest.mark.parametrize("method", NEW_METHODS)
+@pytest.mark.parametrize("method", BAND_METHODS)
 @pytest.mark.parametrize("bits", [3, 8, 12])
 def test_truncated_or_extended_payload_is_rejected(method, bits):
     indices = np.arange(60).reshape(6, 10) % (1 << bits)
@@ -200,23 +192,23 @@ def test_out_of_range_fields_and_tables_are_rejected():
     # b = 3 stores 4-bit fields: a field of 15 is not a 3-bit index
     payload = _runs_payload(zlib.compress(b"\x80"), zlib.compress(b"\xf0"))
     with pytest.raises(VQIError, match="does not fit"):
-        codec_by_name("deflate-runs").decode(payload, 1, 1, 3)
+        codec_by_name("deflate-byte-runs").decode(payload, 1, 1, 3)
     with pytest.raises(VQIError, match="start of a run"):
-        codec_by_name("deflate-runs").decode(
+        codec_by_name("deflate-byte-runs").decode(
             _runs_payload(zlib.compress(b"\0"), zlib.compress(b"")), 1, 1, 3
         )
-    lzma_bands = codec_by_name("lzma-bands")
+    lzma_bands = codec_by_name("lzma-packed-bands")
     raw_lzma2 = [{"id": lzma.FILTER_LZMA2}]
     with pytest.raises(VQIError, match="permutation"):
         stream = lzma.compress(b"\x01", lzma.FORMAT_RAW, filters=raw_lzma2)
-        lzma_bands.decode(b"\x20\x01\x01" + stream, 1, 1, 1)
+        lzma_bands.decode(b"\x20\x08\x01\x01" + stream, 1, 1, 1)
     with pytest.raises(VQIError, match="does not fit"):
         stream = lzma.compress(b"\x07", lzma.FORMAT_RAW, filters=raw_lzma2)
-        lzma_bands.decode(b"\x20\x01\x00" + stream, 1, 1, 1)
+        lzma_bands.decode(b"\x20\x08\x01\x00" + stream, 1, 1, 1)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.sampled_from(NEW_METHODS), st.integers(0, 16), st.data())
+@given(st.sampled_from(BAND_METHODS), st.integers(0, 16), st.data())
 def test_corrupted_payloads_raise_vqi_error_only(method, bits, data):
     codec = codec_by_name(method)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
@@ -240,13 +232,28 @@ def test_every_method_has_test_vectors():
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
-@pytest.mark.parametrize("bits", [1, 4, 8, 16])
-def test_incompressible_strips_stay_within_the_bound(method, bits):
-    indices = np.random.default_rng(bits).integers(0, 1 << bits, size=(64, 80))
+@pytest.mark.parametrize("bits", [1, 4, 8, 12, 16])
+@pytest.mark.parametrize("shape", [(64, 80), (512, 512)])
+def test_incompressible_strips_stay_within_the_bound(method, bits, shape):
+    indices = np.random.default_rng(bits).integers(0, 1 << bits, size=shape)
     codec = codec_by_name(method)
     payload = codec.encode(indices, bits)
-    assert len(payload) <= codec.max_payload(64, 80, bits)
-    assert np.array_equal(codec.decode(payload, 64, 80, bits), indices)
+    assert len(payload) <= codec.max_payload(*shape, bits)
+    assert np.array_equal(codec.decode(payload, *shape, bits), indices)
+
+
+def _loose_deflate(data: bytes) -> bytes:
+    """Legal zlib output that grows incompressible data past the bound (memLevel 1)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 15, 1)
+    return compressor.compress(data) + compressor.flush()
+
+
+def test_deflate_over_the_bound_falls_back_to_stored_blocks():
+    data = np.random.default_rng(3).integers(0, 256, 512 * 512, dtype=np.uint8).tobytes()
+    assert len(_loose_deflate(data)) > deflate_bound(len(data))
+    payload = deflate_within_bound(data, _loose_deflate)
+    assert len(payload) <= deflate_bound(len(data))
+    assert zlib.decompress(payload) == data
 
 
 def test_renumbering_keeps_the_given_palette_and_indices():
@@ -255,8 +262,8 @@ def test_renumbering_keeps_the_given_palette_and_indices():
     shuffle = rng.permutation(16)
     indices = shuffle[gradient % 16]
     palette = rng.integers(0, 256, size=(16, 3), dtype=np.uint8)
-    data = vqformat.encode_indexed(palette, indices, compression="lzma-bands")
-    table = codec_by_name("lzma-bands").encode(indices, 4)[1:17]
+    data = vqformat.encode_indexed(palette, indices, compression="lzma-packed-bands")
+    table = codec_by_name("lzma-packed-bands").encode(indices, 4)[2:18]
     assert list(table) != list(range(16))
     got_palette, got_indices = vqformat.decode_indexed(data)
     assert np.array_equal(got_palette, palette)

@@ -50,12 +50,14 @@ class Header:
     version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
+        newer = isinstance(self.version, int) and self.version > FORMAT_VERSION
+        why = "written by a newer encoder? this decoder reads version 1 only"
         check_integer(
             "version",
             self.version,
             FORMAT_VERSION,
             FORMAT_VERSION,
-            "this decoder reads version 1 only",
+            why if newer else "no VQI version 0 exists, the file is damaged",
         )
         check_integer("channel count", self.channels, 1, 4)
         check_integer("width", self.width, 1, MAX_DIMENSION)

@@ -21,7 +21,6 @@ from ..errors import VQIError
 from . import bitpack
 from .bands import (
     band_scan,
-    band_unscan,
     field_bits,
     join_runs,
     split_runs,
@@ -30,7 +29,7 @@ from .bands import (
 )
 from .ordering import adjacency_order
 
-FLAGS_LENGTH = struct.Struct(">I")  # runs methods: length of the run-flag stream
+FLAGS_LENGTH = struct.Struct(">I")  # deflate-byte-runs: length of the run-flag stream
 LZMA2_MIN_DICT = 4096  # liblzma's smallest dictionary
 
 
@@ -115,6 +114,17 @@ def deflate_bound(size: int) -> int:
     return size + (size >> 10) + 64
 
 
+def deflate_within_bound(data: bytes, deflate: Callable[[bytes], bytes]) -> bytes:
+    """``deflate(data)``, or stored deflate blocks where that would break the bound.
+
+    A decoder rejects a stream over :func:`deflate_bound`, and some legal settings
+    (zlib's memLevel 1, small windows with fixed codes) exceed it on incompressible
+    data; stored blocks cost 5 bytes per 64 KiB, well within it.
+    """
+    compressed = deflate(data)
+    return compressed if len(compressed) <= deflate_bound(len(data)) else zlib.compress(data, 0)
+
+
 class Deflate(StripCodec):
     """Method 1: a zlib stream (RFC 1950) of the stored layout."""
 
@@ -125,7 +135,10 @@ class Deflate(StripCodec):
         self.level = level
 
     def encode(self, indices: np.ndarray, bits: int) -> bytes:
-        return zlib.compress(bitpack.pack(indices, bits), self.level)
+        return deflate_within_bound(bitpack.pack(indices, bits), self.compress)
+
+    def compress(self, data: bytes) -> bytes:
+        return zlib.compress(data, self.level)
 
     def decode(self, payload: bytes, rows: int, width: int, bits: int) -> np.ndarray:
         size = bitpack.packed_size(rows * width, bits)
@@ -171,46 +184,6 @@ def runs_bound(count: int, literal_bytes: int) -> int:
     return 1 + FLAGS_LENGTH.size + flags + deflate_bound(literal_bytes)
 
 
-class DeflateRuns(StripCodec):
-    """Method 2: band-scanned indices split into run flags and literals, each deflated.
-
-    Bands read column by column put the pixel above next to the current one; flagging
-    where the value changes takes most pixels of a photograph out of the literal
-    stream, and fields of 1, 2, 4, 8 or 16 bits keep the literals byte-aligned,
-    which deflate's byte-wise matching and Huffman coding need. Decoding is two
-    inflates and a forward fill, all whole-strip numpy.
-    """
-
-    code = 2
-    name = "deflate-runs"
-    band_heights = (1, 2, 4)  # the encoder keeps the smallest; measured best on photos
-
-    def __init__(self, level: int = 9) -> None:
-        self.level = level
-
-    def encode(self, indices: np.ndarray, bits: int) -> bytes:
-        return min((self.encode_bands(indices, bits, h) for h in self.band_heights), key=len)
-
-    def encode_bands(self, indices: np.ndarray, bits: int, height: int) -> bytes:
-        starts, literals = split_runs(band_scan(indices, height))
-        flags = zlib.compress(bitpack.pack(starts, 1), self.level)
-        values = zlib.compress(bitpack.pack(literals, field_bits(bits)), self.level)
-        return runs_payload(height, flags, values)
-
-    def decode(self, payload: bytes, rows: int, width: int, bits: int) -> np.ndarray:
-        height, flag_stream, literal_stream = split_runs_payload(payload)
-        count, field = rows * width, field_bits(bits)
-        starts = inflate_flags(flag_stream, count)
-        literal_count = int(np.count_nonzero(starts))
-        data = inflate_exact(literal_stream, bitpack.packed_size(literal_count, field), "literals")
-        literals = unpack_fields(data, literal_count, field, bits)
-        return band_unscan(join_runs(starts, literals), rows, width, height)
-
-    def max_payload(self, rows: int, width: int, bits: int) -> int:
-        count = rows * width
-        return runs_bound(count, bitpack.packed_size(count, field_bits(bits)))
-
-
 def _trial_deflate(data: bytes) -> bytes:
     """Fast zlib, for ranking candidate layouts: sizes rank as at the final level."""
     return zlib.compress(data, 3)
@@ -223,16 +196,16 @@ def _final_deflate(data: bytes) -> bytes:
 
 
 class DeflateByteRuns(StripCodec):
-    """Method 4: runs of equal bytes of the packed band-scanned field stream, each deflated.
+    """Method 2: runs of equal bytes of the packed band-scanned field stream, each deflated.
 
     With fields of f < 8 bits a byte holds 8 / f pixels; in bands of 8 / f rows a byte
     is one column of a band, and a run is a stretch of identical columns. That finds
     the same redundancy as pixel runs in a few-colour image while the forward fill works
     on a byte, not a pixel, at a time (8, 4 or 2 times fewer values), and a whole-byte
-    unpack follows; with 8- and 16-bit fields it is method 2 at byte granularity.
+    unpack follows; with 8- and 16-bit fields a run is a stretch of equal pixel bytes.
     """
 
-    code = 4
+    code = 2
     name = "deflate-byte-runs"
 
     @staticmethod
@@ -257,7 +230,8 @@ class DeflateByteRuns(StripCodec):
     ) -> bytes:
         packed = bitpack.pack(band_scan(indices, height), field_bits(bits))
         starts, literals = split_runs(np.frombuffer(packed, dtype=np.uint8))
-        return runs_payload(height, deflate(bitpack.pack(starts, 1)), deflate(literals.tobytes()))
+        flags = deflate_within_bound(bitpack.pack(starts, 1), deflate)
+        return runs_payload(height, flags, deflate_within_bound(literals.tobytes(), deflate))
 
     def decode(self, payload: bytes, rows: int, width: int, bits: int) -> np.ndarray:
         height, flag_stream, literal_stream = split_runs_payload(payload)
@@ -308,18 +282,22 @@ def lzma2_compress(packed: bytes, literal_context_bits: int) -> bytes:
     return lzma.compress(packed, format=lzma.FORMAT_RAW, filters=filters)
 
 
-class LzmaBands(StripCodec):
-    """Method 3: renumbered, band-scanned indices, one or two bytes each, as raw LZMA2.
+class LzmaPackedBands(StripCodec):
+    """Method 3: renumbered, band-scanned codes in fields of a width named per strip, as raw LZMA2.
 
     Indices are renumbered so that values which often touch get neighbouring codes
     (the table is stored, the palette is untouched), because LZMA predicts each byte
-    from the high bits of the previous one; 32-row bands bring the pixel above next
-    to the current one. Decoding costs an LZMA2 decode, several times slower than
-    inflate.
+    from the high bits of the previous one; bands bring the pixel above next to the
+    current one. From 3 bits on a code takes one byte or two (LZMA's literal context
+    works on whole bytes) in 32-row bands. 1- and 2-bit codes would leave a byte's
+    high bits always zero, so they are packed 8 or 4 to a byte in bands of 8 or 4
+    rows, a byte being one column of a band: few-colour images come out 10-20%
+    smaller, below WebP-lossless. Decoding costs an LZMA2 decode, several times
+    slower than inflate.
     """
 
     code = 3
-    name = "lzma-bands"
+    name = "lzma-packed-bands"
     band_height = 32
 
     @staticmethod
@@ -328,51 +306,12 @@ class LzmaBands(StripCodec):
         return 1 << bits if bits <= 8 else 0
 
     @staticmethod
-    def field(bits: int) -> int:
-        """One byte a code, or two: LZMA's literal context works on whole bytes."""
+    def byte_field(bits: int) -> int:
+        """One byte a code, or two: the widest field a strip may name."""
         return 8 if bits <= 8 else 16
 
     def encode(self, indices: np.ndarray, bits: int) -> bytes:
-        codes, table = renumber(indices, self.table_size(bits))
-        packed = bitpack.pack(band_scan(codes, self.band_height), self.field(bits))
-        return bytes([self.band_height]) + table + lzma2_compress(packed, 4)
-
-    def decode(self, payload: bytes, rows: int, width: int, bits: int) -> np.ndarray:
-        height, rest = split_band_height(payload)
-        return self.decode_codes(rest, rows, width, bits, height, self.field(bits))
-
-    def decode_codes(
-        self, rest: bytes, rows: int, width: int, bits: int, height: int, field: int
-    ) -> np.ndarray:
-        """Read the table and the LZMA2 stream that follows it; map the codes to indices."""
-        size = self.table_size(bits)
-        table = np.frombuffer(rest[:size], dtype=np.uint8)
-        if size and not np.array_equal(np.sort(table), np.arange(size)):
-            raise VQIError("renumbering table is not a permutation of the index values")
-        data = lzma2_exact(rest[size:], bitpack.packed_size(rows * width, field), self.name)
-        codes = unpack_band_fields(data, rows, width, height, field, bits)
-        return table[codes] if size else codes
-
-    def max_payload(self, rows: int, width: int, bits: int) -> int:
-        packed = bitpack.packed_size(rows * width, self.field(bits))
-        return 1 + self.table_size(bits) + deflate_bound(packed)
-
-
-class LzmaPackedBands(LzmaBands):
-    """Method 5: method 3 with a field width byte, so that 1- and 2-bit indices are packed.
-
-    At one code a byte LZMA spends its literal coding on 1 or 2 bits of information,
-    and the high bits it takes as context are always zero. Packed 8 or 4 to a byte in
-    bands of 8 or 4 rows, a byte is one column of a band and few-colour images come
-    out 10-20% smaller, below WebP-lossless; from 3 bits on the reference encoder
-    writes one byte a code, as method 3 does.
-    """
-
-    code = 5
-    name = "lzma-packed-bands"
-
-    def encode(self, indices: np.ndarray, bits: int) -> bytes:
-        field = field_bits(bits) if bits <= 2 else self.field(bits)
+        field = field_bits(bits) if bits <= 2 else self.byte_field(bits)
         height = 8 // field if 0 < field < 8 else self.band_height
         codes, table = renumber(indices, self.table_size(bits))
         packed = bitpack.pack(band_scan(codes, height), field)
@@ -381,15 +320,23 @@ class LzmaPackedBands(LzmaBands):
 
     def decode(self, payload: bytes, rows: int, width: int, bits: int) -> np.ndarray:
         height, rest = split_band_height(payload)
-        allowed = (field_bits(bits), self.field(bits))
+        allowed = (field_bits(bits), self.byte_field(bits))
         if not rest or rest[0] not in allowed:
             raise VQIError(
                 f"field width of the strip is not one of {allowed} for {bits}-bit indices"
             )
-        return self.decode_codes(rest[1:], rows, width, bits, height, rest[0])
+        field, size = rest[0], self.table_size(bits)
+        table = np.frombuffer(rest[1 : 1 + size], dtype=np.uint8)
+        if size and not np.array_equal(np.sort(table), np.arange(size)):
+            raise VQIError("renumbering table is not a permutation of the index values")
+        stream = rest[1 + size :]
+        data = lzma2_exact(stream, bitpack.packed_size(rows * width, field), self.name)
+        codes = unpack_band_fields(data, rows, width, height, field, bits)
+        return table[codes] if size else codes
 
     def max_payload(self, rows: int, width: int, bits: int) -> int:
-        return 1 + super().max_payload(rows, width, bits)
+        packed = bitpack.packed_size(rows * width, self.byte_field(bits))
+        return 2 + self.table_size(bits) + deflate_bound(packed)
 
 
 COMPRESSION_METHODS: dict[str, StripCodec] = {
@@ -397,8 +344,6 @@ COMPRESSION_METHODS: dict[str, StripCodec] = {
     for codec in (
         Stored(),
         Deflate(),
-        DeflateRuns(),
-        LzmaBands(),
         DeflateByteRuns(),
         LzmaPackedBands(),
     )
