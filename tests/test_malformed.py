@@ -183,7 +183,7 @@ def test_pillow_rejects_every_truncation_and_flip(path, monkeypatch):
 
 @st.composite
 def fresh_files(draw):
-    """A small file written by the encoder, with any method of compression.METHODS."""
+    """A small file written by the encoder, with any method of COMPRESSION_METHODS."""
     colors = draw(st.sampled_from([1, 2, 3, 5, 16, 200, 256, 257, 1000]))
     channels = draw(st.integers(1, 4))
     height, width = draw(st.integers(1, 9)), draw(st.integers(1, 9))
