@@ -32,6 +32,11 @@ from .ordering import adjacency_order
 
 FLAGS_LENGTH = struct.Struct(">I")  # runs methods: length of the run-flag stream
 LZMA2_MIN_DICT = 4096  # liblzma's smallest dictionary
+LZMA2_MAX_DICT = 3 << 29  # liblzma's largest (1.5 GiB): no liblzma encoder matches further back
+LZMA2_CHUNK_OUTPUT = 1 << 21  # an LZMA2 chunk expands to at most 2 MiB...
+LZMA2_CHUNK_MIN = 4  # ...and takes at least 4 bytes: control, size, one byte of data
+ZLIB_FRAMING = 6  # zlib header and Adler-32
+DEFLATE_MAX_RATIO = 1032  # a 258-byte match in two bits is deflate's best
 
 
 class StripCodec(ABC):
@@ -51,6 +56,11 @@ class StripCodec(ABC):
     @abstractmethod
     def max_payload(self, rows: int, width: int, bits: int) -> int:
         """The largest payload a valid strip of this size can have."""
+
+    @abstractmethod
+    def min_payload(self, rows: int, width: int, bits: int) -> int:
+        """A lower bound (never above the truth) on the payload of a valid strip of this
+        size, so that a reader can reject a file too small for its header unread."""
 
 
 def unpack_strip(packed: bytes, rows: int, width: int, bits: int) -> np.ndarray:
@@ -72,6 +82,8 @@ class Stored(StripCodec):
 
     def max_payload(self, rows: int, width: int, bits: int) -> int:
         return bitpack.packed_size(rows * width, bits)
+
+    min_payload = max_payload
 
 
 _ZLIB_FDICT = 0x20  # flag bit of the zlib header (RFC 1950), read as a big-endian u16
@@ -110,6 +122,11 @@ def _zlib_problem(payload: bytes, error: zlib.error) -> str:
     return str(error)
 
 
+def deflate_minimum(size: int) -> int:
+    """The shortest zlib stream that can expand to ``size`` bytes, rounded down."""
+    return ZLIB_FRAMING + size // DEFLATE_MAX_RATIO
+
+
 def deflate_bound(size: int) -> int:
     """zlib's worst case for ``size`` input bytes (stored blocks), rounded up generously."""
     return size + (size >> 10) + 64
@@ -133,6 +150,9 @@ class Deflate(StripCodec):
 
     def max_payload(self, rows: int, width: int, bits: int) -> int:
         return deflate_bound(bitpack.packed_size(rows * width, bits))
+
+    def min_payload(self, rows: int, width: int, bits: int) -> int:
+        return deflate_minimum(bitpack.packed_size(rows * width, bits))
 
 
 def split_band_height(payload: bytes | memoryview) -> tuple[int, bytes | memoryview]:
@@ -163,6 +183,13 @@ def inflate_flags(stream: memoryview, count: int) -> np.ndarray:
     """The ``count`` run flags (0/1 as uint8) of a runs strip."""
     flags = inflate_exact(stream, bitpack.packed_size(count, 1), "flags")
     return unpack_fields(flags, count, 1, 1)
+
+
+def runs_minimum(flag_count: int) -> int:
+    """Shortest runs strip of ``flag_count`` flags: the literals may be one zlib stream
+    of the first value."""
+    flags = deflate_minimum(bitpack.packed_size(flag_count, 1))
+    return 1 + FLAGS_LENGTH.size + flags + deflate_minimum(1)
 
 
 def runs_bound(count: int, literal_bytes: int) -> int:
@@ -209,6 +236,9 @@ class DeflateRuns(StripCodec):
     def max_payload(self, rows: int, width: int, bits: int) -> int:
         count = rows * width
         return runs_bound(count, bitpack.packed_size(count, field_bits(bits)))
+
+    def min_payload(self, rows: int, width: int, bits: int) -> int:
+        return runs_minimum(rows * width)
 
 
 def _trial_deflate(data: bytes) -> bytes:
@@ -274,20 +304,33 @@ class DeflateByteRuns(StripCodec):
         size = bitpack.packed_size(rows * width, field_bits(bits))
         return runs_bound(size, size)
 
+    def min_payload(self, rows: int, width: int, bits: int) -> int:
+        return runs_minimum(bitpack.packed_size(rows * width, field_bits(bits)))
+
 
 def lzma2_exact(payload: bytes, size: int, what: str) -> bytes:
     """Decode a raw LZMA2 stream that must expand to exactly ``size`` bytes, and no further.
 
-    The dictionary is sized by the strip (no match can reach further back), and the
-    output is capped at ``size`` + 1 bytes, so a bomb costs no more than a valid strip.
+    The dictionary is sized by the strip (no match can reach further back), capped by
+    what ``payload`` can expand to and by liblzma's largest, so a forged strip size
+    costs no allocation; the output is capped at ``size`` + 1 bytes, so a bomb costs no
+    more than a valid strip.
     """
-    filters = [{"id": lzma.FILTER_LZMA2, "dict_size": max(size, LZMA2_MIN_DICT)}]
-    decompressor = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
+    reachable = (len(payload) // LZMA2_CHUNK_MIN + 1) * LZMA2_CHUNK_OUTPUT
+    dictionary = max(min(size, reachable, LZMA2_MAX_DICT), LZMA2_MIN_DICT)
+    filters = [{"id": lzma.FILTER_LZMA2, "dict_size": dictionary}]
     try:
+        decompressor = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
         data = decompressor.decompress(payload, size + 1)
     except lzma.LZMAError as error:
         raise VQIError(f"corrupt {what} stream: {error}") from None
     return check_expansion(data, size, decompressor.eof, decompressor.unused_data, what)
+
+
+def lzma2_minimum(size: int) -> int:
+    """The shortest LZMA2 stream that can expand to ``size`` bytes: its chunks, then the
+    end marker."""
+    return LZMA2_CHUNK_MIN * -(-size // LZMA2_CHUNK_OUTPUT) + 1
 
 
 def renumber(indices: np.ndarray, size: int) -> tuple[np.ndarray, bytes]:
@@ -357,6 +400,11 @@ class LzmaBands(StripCodec):
         packed = bitpack.packed_size(rows * width, self.field(bits))
         return 1 + self.table_size(bits) + deflate_bound(packed)
 
+    def min_payload(self, rows: int, width: int, bits: int) -> int:
+        """The smallest field width the method allows gives the shortest field stream."""
+        packed = bitpack.packed_size(rows * width, field_bits(bits))
+        return 1 + self.table_size(bits) + lzma2_minimum(packed)
+
 
 class LzmaPackedBands(LzmaBands):
     """Method 5: method 3 with a field width byte, so that 1- and 2-bit indices are packed.
@@ -390,6 +438,9 @@ class LzmaPackedBands(LzmaBands):
 
     def max_payload(self, rows: int, width: int, bits: int) -> int:
         return 1 + super().max_payload(rows, width, bits)
+
+    def min_payload(self, rows: int, width: int, bits: int) -> int:
+        return 1 + super().min_payload(rows, width, bits)
 
 
 COMPRESSION_METHODS: dict[str, StripCodec] = {
