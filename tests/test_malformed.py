@@ -1,7 +1,7 @@
 """Hostile files and bad input: the decoder raises only VQIError, detects corruption,
 bounds memory before allocating, and the encoder refuses what it cannot store exactly.
 
-What must hold for arbitrary bytes is defined once, in tools/fuzz/targets.py, and
+What must hold for arbitrary bytes is defined once, in tests/fuzz_targets.py, and
 shared with the coverage-guided fuzzer; these tests drive it with every truncation and
 byte flip of the reference vectors, hypothesis mutations of fresh files, and the
 regression corpus of inputs that once broke something.
@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import inspect
 import io
 import os
+import resource
 import struct
+import subprocess
+import sys
 import threading
 import tracemalloc
 import zlib
 from pathlib import Path
 
+import fuzz_targets as targets
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -39,18 +42,6 @@ VECTOR_FILES = sorted(VECTORS.glob("*.vqi"))
 FLIP_MASKS = (0x01, 0x10, 0x80, 0xFF)
 TRAILING = b"\x00trailing bytes, not part of the image\xff"
 SMALL_PEAK = 4 << 20  # bytes: what rejecting a forged file may cost at most
-
-
-def _load_targets():
-    spec = importlib.util.spec_from_file_location(
-        "vqi_fuzz_targets", ROOT / "tools" / "fuzz" / "targets.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-targets = _load_targets()
 
 
 def _ids(paths):
@@ -268,11 +259,86 @@ def test_forged_dimensions_rejected_with_little_memory(function):
 
 
 @pytest.mark.parametrize("function", [vqformat.decode, vqformat.decode_indexed])
-def test_forged_dimensions_without_a_limit_fail_cleanly(function):
-    """With the limit lifted the allocation itself fails, as MemoryError. (tracemalloc cannot
-    measure this case: numpy records the refused 4 EiB request as traced memory.)"""
-    with pytest.raises(MemoryError, match="cannot allocate"):
-        function(_forged_dimensions(), max_pixels=None)
+def test_forged_dimensions_without_a_limit_are_implausible(function):
+    """With the limit lifted, the missing strips give the forgery away before allocation."""
+    raised, peak = _peak_while(lambda: function(_forged_dimensions(), max_pixels=None))
+    assert "holds 0 complete IDAT chunks" in str(raised)
+    assert peak < SMALL_PEAK
+
+
+def _run_limited(code, address_space=1 << 30):
+    """Run ``code`` in a fresh interpreter limited to ``address_space`` bytes; its stdout."""
+    limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))  # noqa: E731
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=limit, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+OUTCOME = """
+import io, sys, vqformat
+def outcome(call):
+    try:
+        call()
+        return "ok"
+    except Exception as error:
+        return type(error).__name__
+"""
+
+
+def test_valid_image_too_large_for_memory_is_a_memory_error():
+    """k = 1 needs no index bits: 77 valid bytes hold 2**32 pixels, beyond a 1 GiB limit."""
+    data = _file(_head(1 << 16, 1 << 16, 1, 1), b"\x80", [b""])
+    assert vqformat.read_info(data).width == 1 << 16
+    code = OUTCOME + f"print(outcome(lambda: vqformat.decode({data!r}, max_pixels=None)))"
+    assert _run_limited(code) == "MemoryError"
+
+
+def test_lzma_dictionary_is_not_sized_by_a_forged_strip():
+    """A 4-byte strip declaring 2**30 pixels (as read from a pipe, where no plausibility
+    check runs): the dictionary is bounded by what 4 bytes can expand to, not the strip."""
+    code = OUTCOME + (
+        "from vqformat.format.methods import codec_by_name\n"
+        "codec = codec_by_name('lzma-packed-bands')\n"
+        "print(outcome(lambda: codec.decode(b'\\x08\\x01\\x00\\x01', 1024, 1 << 20, 1)))"
+    )
+    assert _run_limited(code, 512 << 20) == "VQIError"
+
+
+def test_lzma_strip_beyond_four_gib_is_a_vqierror():
+    codec = codec_by_name("lzma-packed-bands")
+    payload = b"\x20\x08" + bytes(range(256)) + b"\x00"  # an empty LZMA2 stream
+    with pytest.raises(vqformat.VQIError, match="does not expand to the declared 4295032832"):
+        codec.decode(payload, 1 << 16, (1 << 16) + 1, 8)
+
+
+@pytest.mark.parametrize("rows", [slice(0, 2, 0), slice("a"), slice(0.5, 2), slice(0, 2, 1.0)])
+def test_bad_row_slices_are_vqierrors(rows):
+    data = (VECTORS / "l-k1-stored.vqi").read_bytes()
+    with pytest.raises(vqformat.VQIError, match="rows must"):
+        vqformat.decode(data, rows=rows)
+
+
+@pytest.mark.parametrize("size", [40, 85])
+def test_tiny_hostile_files_cost_little_to_reject(size):
+    """Headers declaring ~10**8 pixels, with no strips (40 bytes) or a 1-byte one (85)."""
+    if size == 40:
+        data = SIGNATURE + chunk_bytes(HEAD, _head(1, 178_000_000, 1, 2, strip_rows=1))
+    else:
+        head = _head(32768, 32768, 4, 2, codec_by_name("deflate").code)
+        data = _file(head, bytes(8), [b"\x78"])
+    assert len(data) == size
+    for function in (vqformat.decode, vqformat.decode_indexed):
+        raised, peak = _peak_while(functools.partial(function, io.BytesIO(data)))
+        assert raised is not None and peak < SMALL_PEAK
+    pillow = "import resource\nfrom PIL import Image\nImage.MAX_IMAGE_PIXELS = None\n"
+    peak = "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss"
+    baseline = _run_limited(OUTCOME + pillow + f"print({peak})")
+    load = f"print(outcome(lambda: Image.open(io.BytesIO({data!r})).load()), {peak})"
+    outcome, peak_kib = _run_limited(OUTCOME + pillow + load).split()
+    assert outcome == "OSError"
+    assert int(peak_kib) - int(baseline) < 10 << 10  # KiB
 
 
 def _tiny_with_forged(chunk_type):
@@ -591,3 +657,12 @@ def test_regression_corpus_replays_cleanly(path):
     _api_outcomes(data)  # as a user decodes: CRCs checked, the default pixel limit
     if targets.pillow_format() is not None:
         targets.check_pillow(data)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_plausibility_check_accepts_the_most_compressible_valid_files(method):
+    """A constant image of 2**22 pixels compresses best of all: it must still pass."""
+    indices = np.zeros((1024, 4096), dtype=np.uint8)
+    indices[0, 0] = 1
+    data = vqformat.encode_indexed(np.array([[0], [255]], np.uint8), indices, compression=method)
+    assert np.array_equal(vqformat.decode_indexed(io.BytesIO(data))[1], indices)

@@ -9,12 +9,12 @@ import subprocess
 import sys
 import warnings
 import xml.etree.ElementTree as ElementTree
-import zlib
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
 import pytest
+from helpers import repair_crcs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -447,19 +447,6 @@ def test_load_truncated_images_keeps_the_intact_strips(method):
     assert not partial[8:].any()  # index 0, as a truncated PNG-8 leaves it
 
 
-def with_fixed_crcs(data: bytes) -> bytes:
-    """Recompute every whole chunk's CRC, so that damage gets past the CRC check."""
-    fixed = bytearray(data)
-    start = len(SIGNATURE)
-    while start + 8 <= len(fixed):
-        end = start + 8 + int.from_bytes(fixed[start : start + 4], "big")
-        if end + 4 > len(fixed):
-            break
-        fixed[end : end + 4] = zlib.crc32(fixed[start + 4 : end]).to_bytes(4, "big")
-        start = end + 4
-    return bytes(fixed)
-
-
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_damaged_files_load_or_fail_cleanly(data):
@@ -469,7 +456,7 @@ def test_damaged_files_load_or_fail_cleanly(data):
     for _ in range(data.draw(st.integers(1, 3))):
         damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
     if data.draw(st.booleans()):
-        damaged = with_fixed_crcs(damaged)
+        damaged = repair_crcs(damaged)
     with (
         mock.patch.object(Image, "MAX_IMAGE_PIXELS", 10_000),
         warnings.catch_warnings(),

@@ -26,7 +26,7 @@ from .format import SIGNATURE, iter_index_strips, look_up, verify, write_indexed
 from .format.container import Header, Reader
 from .format.metadata import CHUNK_LIMITS, EXIF_PREFIX, Metadata
 from .format.methods import codec_by_code
-from .format.reading import collect_metadata, iter_decodable_strips
+from .format.reading import check_plausible, collect_metadata, iter_decodable_strips
 from .options import EncodeOptions
 from .pipeline import quantize_with
 
@@ -88,6 +88,18 @@ class VQIImageFile(ImageFile.ImageFile):
             self.info["exif"] = EXIF_PREFIX + metadata.exif
         if metadata.xmp:
             self.info["xmp"] = metadata.xmp
+
+    def load_prepare(self) -> None:
+        """Before Pillow allocates the image: a file too small to hold it is rejected
+        (unless truncated images are wanted, whose missing strips stay zero)."""
+        assert self.fp is not None
+        if not ImageFile.LOAD_TRUNCATED_IMAGES:
+            self.fp.seek(0)
+            try:
+                check_plausible(self.fp, Reader(self.fp).header)
+            except VQIError as error:
+                raise OSError(f"broken VQI file: {error}") from error
+        super().load_prepare()
 
     def load_read(self, read_bytes: int) -> bytes:
         """Plain reads. Defining it tells ``ImageFile.Parser`` that this decoder pulls

@@ -22,8 +22,8 @@ import atheris
 with atheris.instrument_imports(include=["vqformat"]):
     import vqformat  # noqa: F401  (instrumented for coverage before the targets use it)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import targets
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+import fuzz_targets as targets
 
 VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors"
 DICTIONARY = Path(__file__).resolve().parent / "vqi.dict"

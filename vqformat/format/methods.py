@@ -31,6 +31,11 @@ from .ordering import adjacency_order
 
 FLAGS_LENGTH = struct.Struct(">I")  # deflate-byte-runs: length of the run-flag stream
 LZMA2_MIN_DICT = 4096  # liblzma's smallest dictionary
+LZMA2_MAX_DICT = 3 << 29  # liblzma's largest (1.5 GiB): no liblzma encoder matches further back
+LZMA2_CHUNK_OUTPUT = 1 << 21  # an LZMA2 chunk expands to at most 2 MiB...
+LZMA2_CHUNK_MIN = 4  # ...and takes at least 4 bytes: control, size, one byte of data
+ZLIB_FRAMING = 6  # zlib header and Adler-32
+DEFLATE_MAX_RATIO = 1032  # a 258-byte match in two bits is deflate's best
 
 
 class StripCodec(ABC):
@@ -50,6 +55,11 @@ class StripCodec(ABC):
     @abstractmethod
     def max_payload(self, rows: int, width: int, bits: int) -> int:
         """The largest payload a valid strip of this size can have."""
+
+    @abstractmethod
+    def min_payload(self, rows: int, width: int, bits: int) -> int:
+        """A lower bound (never above the truth) on the payload of a valid strip of this
+        size, so that a reader can reject a file too small for its header unread."""
 
 
 def unpack_strip(packed: bytes, rows: int, width: int, bits: int) -> np.ndarray:
@@ -71,6 +81,8 @@ class Stored(StripCodec):
 
     def max_payload(self, rows: int, width: int, bits: int) -> int:
         return bitpack.packed_size(rows * width, bits)
+
+    min_payload = max_payload
 
 
 _ZLIB_FDICT = 0x20  # flag bit of the zlib header (RFC 1950), read as a big-endian u16
@@ -107,6 +119,11 @@ def _zlib_problem(payload: bytes, error: zlib.error) -> str:
     if len(payload) >= 2 and header % 31 == 0 and header & _ZLIB_FDICT:
         return "it asks for a preset dictionary, which vqi does not define"
     return str(error)
+
+
+def deflate_minimum(size: int) -> int:
+    """The shortest zlib stream that can expand to ``size`` bytes, rounded down."""
+    return ZLIB_FRAMING + size // DEFLATE_MAX_RATIO
 
 
 def deflate_bound(size: int) -> int:
@@ -147,6 +164,9 @@ class Deflate(StripCodec):
     def max_payload(self, rows: int, width: int, bits: int) -> int:
         return deflate_bound(bitpack.packed_size(rows * width, bits))
 
+    def min_payload(self, rows: int, width: int, bits: int) -> int:
+        return deflate_minimum(bitpack.packed_size(rows * width, bits))
+
 
 def split_band_height(payload: bytes | memoryview) -> tuple[int, bytes | memoryview]:
     """The band height byte that starts a banded payload, and the bytes after it."""
@@ -176,6 +196,13 @@ def inflate_flags(stream: memoryview, count: int) -> np.ndarray:
     """The ``count`` run flags (0/1 as uint8) of a runs strip."""
     flags = inflate_exact(stream, bitpack.packed_size(count, 1), "flags")
     return unpack_fields(flags, count, 1, 1)
+
+
+def runs_minimum(flag_count: int) -> int:
+    """Shortest runs strip of ``flag_count`` flags: the literals may be one zlib stream
+    of the first value."""
+    flags = deflate_minimum(bitpack.packed_size(flag_count, 1))
+    return 1 + FLAGS_LENGTH.size + flags + deflate_minimum(1)
 
 
 def runs_bound(count: int, literal_bytes: int) -> int:
@@ -248,20 +275,33 @@ class DeflateByteRuns(StripCodec):
         size = bitpack.packed_size(rows * width, field_bits(bits))
         return runs_bound(size, size)
 
+    def min_payload(self, rows: int, width: int, bits: int) -> int:
+        return runs_minimum(bitpack.packed_size(rows * width, field_bits(bits)))
+
 
 def lzma2_exact(payload: bytes, size: int, what: str) -> bytes:
     """Decode a raw LZMA2 stream that must expand to exactly ``size`` bytes, and no further.
 
-    The dictionary is sized by the strip (no match can reach further back), and the
-    output is capped at ``size`` + 1 bytes, so a bomb costs no more than a valid strip.
+    The dictionary is sized by the strip (no match can reach further back), capped by
+    what ``payload`` can expand to and by liblzma's largest, so a forged strip size
+    costs no allocation; the output is capped at ``size`` + 1 bytes, so a bomb costs no
+    more than a valid strip.
     """
-    filters = [{"id": lzma.FILTER_LZMA2, "dict_size": max(size, LZMA2_MIN_DICT)}]
-    decompressor = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
+    reachable = (len(payload) // LZMA2_CHUNK_MIN + 1) * LZMA2_CHUNK_OUTPUT
+    dictionary = max(min(size, reachable, LZMA2_MAX_DICT), LZMA2_MIN_DICT)
+    filters = [{"id": lzma.FILTER_LZMA2, "dict_size": dictionary}]
     try:
+        decompressor = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
         data = decompressor.decompress(payload, size + 1)
     except lzma.LZMAError as error:
         raise VQIError(f"corrupt {what} stream: {error}") from None
     return check_expansion(data, size, decompressor.eof, decompressor.unused_data, what)
+
+
+def lzma2_minimum(size: int) -> int:
+    """The shortest LZMA2 stream that can expand to ``size`` bytes: its chunks, then the
+    end marker."""
+    return LZMA2_CHUNK_MIN * -(-size // LZMA2_CHUNK_OUTPUT) + 1
 
 
 def renumber(indices: np.ndarray, size: int) -> tuple[np.ndarray, bytes]:
@@ -277,7 +317,7 @@ def renumber(indices: np.ndarray, size: int) -> tuple[np.ndarray, bytes]:
 def lzma2_compress(packed: bytes, literal_context_bits: int) -> bytes:
     """A raw LZMA2 stream at the strongest preset, its dictionary the size of the strip."""
     options = {"preset": 9 | lzma.PRESET_EXTREME, "lc": literal_context_bits, "lp": 0, "pb": 0}
-    dictionary = max(len(packed), LZMA2_MIN_DICT)
+    dictionary = max(min(len(packed), LZMA2_MAX_DICT), LZMA2_MIN_DICT)
     filters = [{"id": lzma.FILTER_LZMA2, **options, "dict_size": dictionary}]
     return lzma.compress(packed, format=lzma.FORMAT_RAW, filters=filters)
 
@@ -337,6 +377,11 @@ class LzmaPackedBands(StripCodec):
     def max_payload(self, rows: int, width: int, bits: int) -> int:
         packed = bitpack.packed_size(rows * width, self.byte_field(bits))
         return 2 + self.table_size(bits) + deflate_bound(packed)
+
+    def min_payload(self, rows: int, width: int, bits: int) -> int:
+        """The narrowest field width the method allows gives the shortest field stream."""
+        packed = bitpack.packed_size(rows * width, field_bits(bits))
+        return 2 + self.table_size(bits) + lzma2_minimum(packed)
 
 
 COMPRESSION_METHODS: dict[str, StripCodec] = {

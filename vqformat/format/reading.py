@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,10 +19,17 @@ import numpy as np
 from ..errors import VQIError
 from . import methods
 from .bitpack import index_dtype
-from .container import Header, Reader
+from .container import IDAT, IEND, Header, Reader
 from .metadata import CHUNK_LIMITS, METADATA_CHUNKS, Metadata
 
 Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
+
+CHUNK_PREFIX = struct.Struct(">I4s")  # a chunk's length and type
+CHUNK_FRAMING = 12  # length, type and CRC
+
+CHECKED_PIXELS = 1 << 22
+"""Images from this size on are checked for plausible strips before their output is
+allocated; smaller ones cost less than a check, and the reader names their fault."""
 
 MAX_PIXELS = 1 << 30
 """Default limit on width x height accepted by the decoder (pass ``max_pixels`` to change)."""
@@ -188,6 +196,11 @@ def _wanted_rows(header: Header, rows: slice | None) -> range:
         return range(header.height)
     if not isinstance(rows, slice):
         raise VQIError(f"rows must be a slice, got {type(rows).__name__}")
+    for part in (rows.start, rows.stop, rows.step):
+        if part is not None and not isinstance(part, (int, np.integer)):
+            raise VQIError(f"rows must be a slice of integers, got {rows}")
+    if rows.step == 0:
+        raise VQIError("rows must go top to bottom (step >= 1), got step 0")
     wanted = range(header.height)[rows]
     if wanted.step < 1:
         raise VQIError(f"rows must go top to bottom (step >= 1), got step {wanted.step}")
@@ -209,7 +222,53 @@ def _open_reader(
             f"{max_pixels} pixels (pass max_pixels to raise it)"
         )
     methods.codec_by_code(header.compression)
+    check_plausible(stream, header)
     return reader, wanted
+
+
+def check_plausible(stream: BinaryIO, header: Header) -> None:
+    """Reject a seekable file whose IDAT chunks cannot hold the image its header
+    declares, before its output is allocated: a few bytes declaring billions of pixels
+    then cost nothing. Only chunk prefixes are read (by seeking); the stream is left
+    where it was. Each IDAT must reach its method's ``min_payload``, and there must be
+    one a strip before IEND or the end. A non-seekable stream is left to the reader,
+    which holds one strip at a time; so is an image below ``CHECKED_PIXELS``.
+    """
+    seekable = getattr(stream, "seekable", None)
+    if header.pixel_count < CHECKED_PIXELS or seekable is None or not seekable():
+        return
+    start = stream.tell()
+    try:
+        _check_strip_chunks(stream, header, start, stream.seek(0, os.SEEK_END))
+    finally:
+        stream.seek(start)
+
+
+def _check_strip_chunks(stream: BinaryIO, header: Header, at: int, end: int) -> None:
+    codec = methods.codec_by_code(header.compression)
+    strips = 0
+    while strips < header.strip_count and at + CHUNK_FRAMING <= end:
+        stream.seek(at)
+        length, chunk_type = CHUNK_PREFIX.unpack(stream.read(CHUNK_PREFIX.size))
+        if chunk_type == IEND or at + CHUNK_FRAMING + length > end:
+            break
+        if chunk_type == IDAT:
+            rows = header.strip_span(strips)[1]
+            least = codec.min_payload(rows, header.width, header.bits_per_index)
+            if length < least:
+                raise VQIError(
+                    f"IDAT of strip {strips} holds {length} bytes; a strip of "
+                    f"{header.width}x{rows} pixels needs at least {least}",
+                    at,
+                )
+            strips += 1
+        at += CHUNK_FRAMING + length
+    if strips < header.strip_count:
+        raise VQIError(
+            f"file holds {strips} complete IDAT chunks, its header declares "
+            f"{header.strip_count} strips",
+            at,
+        )
 
 
 def _image_array(shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:

@@ -5,8 +5,8 @@ decoder either produced a consistent image or refused the input with the one
 exception family it documents. Anything else (another exception type, or two entry
 points disagreeing about the same bytes) escapes as an exception: a finding.
 
-This module imports no fuzzing engine, so ``tests/`` replays the regression corpus
-through exactly these checks.
+This module imports no fuzzing engine: the tests replay the regression corpus
+through exactly these checks, and tools/fuzz/fuzz.py drives them under a fuzzer.
 """
 
 from __future__ import annotations
@@ -15,42 +15,15 @@ import contextlib
 import importlib
 import io
 import warnings
-import zlib
-from collections.abc import Iterator
 
 import numpy as np
+from helpers import iter_chunks, repair_crcs  # noqa: F401  (iter_chunks: for callers)
 
 import vqformat
 
 FUZZ_MAX_PIXELS = 1 << 18
 """Pixel limit while fuzzing: a tiny valid file may legally declare a huge image
 (k = 1 needs no index bits), so the limit, not the file size, bounds the work."""
-
-SIGNATURE_SIZE = 8
-CHUNK_FRAMING = 12  # length, type and CRC around a chunk's data
-
-
-def iter_chunks(data: bytes) -> Iterator[tuple[int, int, bytes]]:
-    """(offset, declared length, type) of each complete chunk, walked as a reader walks them.
-
-    Each step advances at least 12 bytes; a trailing incomplete chunk is not yielded.
-    """
-    at = SIGNATURE_SIZE
-    while at + CHUNK_FRAMING <= len(data):
-        length = int.from_bytes(data[at : at + 4], "big")
-        if at + CHUNK_FRAMING + length > len(data):
-            return
-        yield at, length, bytes(data[at + 4 : at + 8])
-        at += CHUNK_FRAMING + length
-
-
-def repair_crcs(data: bytes) -> bytes:
-    """Rewrite the CRC of every complete chunk, so mutations reach the parser behind them."""
-    out = bytearray(data)
-    for at, length, _ in iter_chunks(data):
-        end = at + 8 + length
-        out[end : end + 4] = zlib.crc32(out[at + 4 : end]).to_bytes(4, "big")
-    return bytes(out)
 
 
 class TrickleStream(io.RawIOBase):
