@@ -409,3 +409,33 @@ def test_progress_bar_only_on_a_terminal(photo, tmp_path):
     assert b"0/2" in shown and b"file/s" in shown
     piped = vqi("encode", photo, second, "-o", f"{tmp_path}/piped/")
     assert b"file/s" not in piped.stderr
+
+
+def noisy_pngs(folder: Path, count: int = 3) -> list[Path]:
+    """Small noisy images: more colours than a dataset palette of 12 holds."""
+    paths = []
+    for number in range(count):
+        rng = np.random.default_rng(number)
+        paths.append(folder / f"{number}.png")
+        Image.fromarray(rng.integers(0, 256, (30, 40 + number, 3), dtype=np.uint8)).save(paths[-1])
+    return paths
+
+
+def test_fit_palette_then_encode_every_image_with_it(tmp_path):
+    inputs = noisy_pngs(tmp_path)
+    palette_file = tmp_path / "palette.vqi"
+    assert vqi("fit-palette", "-q", "-k", "12", *inputs, "-o", palette_file).returncode == 0
+    palette = vqformat.dataset.read_palette(palette_file)
+    assert len(palette) <= 12
+    out = tmp_path / "out"
+    assert vqi("encode", "-q", "--palette", palette_file, *inputs, "-o", f"{out}/").returncode == 0
+    for path in inputs:
+        stored, _ = vqformat.decode_indexed(out / f"{path.stem}.vqi")
+        assert np.array_equal(stored, palette)
+
+
+def test_a_palette_option_that_names_no_palette_file_is_a_usage_error(tmp_path):
+    (image,) = noisy_pngs(tmp_path, 1)
+    result = vqi("encode", "--palette", image, image)
+    assert result.returncode == ExitStatus.USAGE
+    assert "--palette" in errors(result)[0]

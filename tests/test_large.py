@@ -299,37 +299,3 @@ def test_a_path_whose_writing_fails_is_left_as_it_was(tmp_path, monkeypatch, exi
     assert sorted(tmp_path.iterdir()) == ([] if existing is None else [target])
     if existing is not None:
         assert target.read_bytes() == existing
-
-
-def write_pngs(folder, count=3):
-    from PIL import Image
-
-    paths = []
-    for number in range(count):
-        paths.append(folder / f"{number}.png")
-        Image.fromarray(gradient(40 + number, 30, seed=number)).save(paths[-1])
-    return paths
-
-
-def test_cli_fits_a_dataset_palette_and_encodes_with_it(tmp_path):
-    from vqformat.cli import main
-
-    inputs = write_pngs(tmp_path)
-    palette_file = tmp_path / "palette.vqi"
-    assert main(["fit-palette", "-q", "-k", "12", *map(str, inputs), "-o", str(palette_file)]) == 0
-    palette = dataset.read_palette(palette_file)
-    assert len(palette) <= 12
-    out = tmp_path / "out"
-    arguments = ["encode", "-q", "--palette", str(palette_file), *map(str, inputs), "-o", f"{out}/"]
-    assert main(arguments) == 0
-    for path in inputs:
-        stored, _ = vqformat.decode_indexed(out / f"{path.stem}.vqi")
-        assert np.array_equal(stored, palette)
-
-
-def test_cli_rejects_a_file_that_is_not_a_palette(tmp_path, capsys):
-    from vqformat.cli import main
-
-    inputs = write_pngs(tmp_path, 1)
-    assert main(["encode", "--palette", str(inputs[0]), str(inputs[0])]) == 1
-    assert "--palette" in capsys.readouterr().err

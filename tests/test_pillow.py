@@ -3,12 +3,9 @@
 import contextlib
 import io
 import json
-import shutil
-import struct
 import subprocess
 import sys
 import warnings
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from unittest import mock
 
@@ -126,11 +123,16 @@ def test_open_of_a_non_palette_mode_needs_only_the_header(channels, colors):
 
 
 class ReadTracker(io.BytesIO):
-    """Records the furthest byte any read reached."""
+    """Records the furthest byte any read reached, and where each read started."""
 
     furthest = 0
 
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.starts: list[int] = []
+
     def read(self, size=-1):
+        self.starts.append(self.tell())
         data = super().read(size)
         self.furthest = max(self.furthest, self.tell())
         return data
@@ -143,8 +145,21 @@ def test_open_reads_no_byte_past_the_first_strip_header():
     with Image.open(stream) as im:
         assert im.mode == "RGB"
         assert stream.furthest == HEAD_END + 12 + 900 + 8
+        stream.starts.clear()
         im.load()
     assert stream.furthest == len(data)
+    assert min(stream.starts) == HEAD_END + 12 + 900 + 8  # HEAD and PLTE are read once
+
+
+@pytest.mark.parametrize("mode", ["L", "P"])
+def test_a_file_damaged_before_its_first_idat_opens_and_fails_on_load(mode):
+    channels = 1 if mode == "L" else 3
+    data = vqformat.encode_indexed(np.zeros((4, channels), np.uint8), np.zeros((8, 8), np.uint8))
+    cut = data[: HEAD_END + 12 + 4 * channels + 4]  # inside the first IDAT's prefix
+    with Image.open(io.BytesIO(cut)) as im:
+        assert im.mode == mode
+        with pytest.raises(OSError, match="broken VQI file"):
+            im.load()
 
 
 def test_strips_decode_into_their_rows():
@@ -537,60 +552,3 @@ def test_imageio_reads_vqi_through_pillow(tmp_path):
         path = tmp_path / f"{name}.vqi"
         path.write_bytes(vqformat.encode_indexed(palette, rng.integers(0, colors, (6, 4))))
         assert np.array_equal(iio.imread(path), vqformat.decode(path)), name
-
-
-# --- file identification ----------------------------------------------------
-
-
-def run_file(*args: str) -> str:
-    command = ["file", "-b", "-m", str(SPEC / "vqi.magic"), *args]
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
-
-
-@pytest.mark.skipif(shutil.which("file") is None, reason="file(1) is not installed")
-@pytest.mark.parametrize("method", METHOD_NAMES)
-@pytest.mark.parametrize(
-    "channels, kind", [(1, "grey"), (2, "grey+alpha"), (3, "RGB"), (4, "RGBA")]
-)
-def test_libmagic_snippet_identifies_vqi(channels, kind, method, tmp_path):
-    path = tmp_path / "picture.vqi"
-    palette = np.zeros((20, channels), np.uint8)
-    path.write_bytes(
-        vqformat.encode_indexed(palette, np.zeros((6, 5), np.uint8), compression=method)
-    )
-    description = run_file(str(path))
-    assert description.startswith(f"VQI image data, version 1, 5 x 6, {kind}, 20 colours, ")
-    code = METHODS[method].code
-    assert description.endswith((f", {method}", f", compression method {code}"))
-    assert run_file("--mime-type", str(path)) == MIME_TYPE
-    assert run_file("--extension", str(path)) == "vqi"
-    Image.new("RGB", (2, 2)).save(tmp_path / "x.png")
-    assert "VQI" not in run_file(str(tmp_path / "x.png"))
-
-
-MIME_NS = {"mime": "http://www.freedesktop.org/standards/shared-mime-info"}
-
-
-def test_shared_mime_info_definition_names_glob_and_signature():
-    root = ElementTree.parse(SPEC / "vqi-mime.xml").getroot()
-    (mime_type,) = root.findall("mime:mime-type", MIME_NS)
-    assert mime_type.get("type") == MIME_TYPE
-    assert [glob.get("pattern") for glob in mime_type.findall("mime:glob", MIME_NS)] == ["*.vqi"]
-    (match,) = mime_type.findall("mime:magic/mime:match", MIME_NS)
-    assert (match.get("type"), match.get("offset")) == ("string", "0")
-    value = match.get("value").encode().decode("unicode_escape").encode("latin-1")
-    assert value == SIGNATURE
-
-
-@pytest.mark.skipif(
-    shutil.which("update-mime-database") is None, reason="shared-mime-info is not installed"
-)
-def test_shared_mime_info_compiles_the_definition(tmp_path):
-    (tmp_path / "packages").mkdir()
-    shutil.copy(SPEC / "vqi-mime.xml", tmp_path / "packages")
-    subprocess.run(["update-mime-database", str(tmp_path)], capture_output=True, check=True)
-    assert "image/x-vqi:*.vqi" in (tmp_path / "globs").read_text().splitlines()
-    assert (
-        b"[50:image/x-vqi]\n>0=" + struct.pack(">H", 8) + SIGNATURE
-        in (tmp_path / "magic").read_bytes()
-    )

@@ -62,20 +62,30 @@ class VQIImageFile(ImageFile.ImageFile):
         try:
             reader = Reader(self.fp, keep=CHUNK_LIMITS)
             header = reader.header
+            self._after_head = reader.offset
             method = codec_by_code(header.compression).name
             mode = _open_mode(header)
-            if mode == "P":
-                self.palette = ImagePalette.ImagePalette(header.mode, reader.read_palette())
+            palette = reader.read_palette() if mode == "P" else None
+            if palette is not None:
+                self.palette = ImagePalette.ImagePalette(header.mode, palette)
                 self.palette.dirty = 1  # Image.load hands a dirty palette to the core image
         except VQIError as error:  # Pillow's signal for "not readable by this plugin"
             raise SyntaxError(f"broken VQI header: {error}") from error
         self._mode = mode
         self._size = (header.width, header.height)
-        self._set_metadata(_metadata_if_readable(reader, palette_read=mode == "P"))
+        self._header = header
+        palette, metadata = _palette_and_metadata(reader, palette)
+        self._set_metadata(metadata)
         self.info["compression"] = method
         self.info["colors"] = header.colors
-        # a plain tuple, not ImageFile._Tile, which Pillow before 11 lacks
-        self.tile = [(FORMAT, (0, 0, *self._size), 0, None)]
+        # The decoder goes on from the first IDAT with this reader, so HEAD and PLTE
+        # are parsed once; a file damaged before it is parsed afresh on load(), which
+        # reports the damage. A plain tuple, not ImageFile._Tile (missing before Pillow 11).
+        box = (0, 0, *self._size)
+        if palette is None:
+            self.tile = [(FORMAT, box, 0, ())]
+        else:
+            self.tile = [(FORMAT, box, reader.offset, (reader, palette))]
 
     def _set_metadata(self, metadata: Metadata) -> None:
         """Pillow's PNG conventions: text entries as str in ``info`` and ``text``, EXIF
@@ -94,9 +104,9 @@ class VQIImageFile(ImageFile.ImageFile):
         (unless truncated images are wanted, whose missing strips stay zero)."""
         assert self.fp is not None
         if not ImageFile.LOAD_TRUNCATED_IMAGES:
-            self.fp.seek(0)
+            self.fp.seek(self._after_head)
             try:
-                check_plausible(self.fp, Reader(self.fp).header)
+                check_plausible(self.fp, self._header)
             except VQIError as error:
                 raise OSError(f"broken VQI file: {error}") from error
         super().load_prepare()
@@ -119,16 +129,16 @@ class VQIImageFile(ImageFile.ImageFile):
         super().verify()
 
 
-def _metadata_if_readable(reader: Reader, palette_read: bool) -> Metadata:
-    """The metadata before the first IDAT, or none if the file is cut or damaged
-    there: opening needs only the header (and PLTE for mode P); ``load()`` reports
-    the damage."""
+def _palette_and_metadata(reader: Reader, palette: bytes | None) -> tuple[bytes | None, Metadata]:
+    """PLTE's bytes and the metadata before the first IDAT, or (None, no metadata) if
+    the file is cut or damaged there: opening needs only the header (and PLTE for mode
+    P); ``load()`` reports the damage."""
     try:
-        if not palette_read:
-            reader.read_palette()
-        return collect_metadata(reader)
+        if palette is None:
+            palette = reader.read_palette()
+        return palette, collect_metadata(reader)
     except VQIError:
-        return Metadata()
+        return None, Metadata()
 
 
 class VQIDecoder(ImageFile.PyDecoder):
@@ -144,17 +154,27 @@ class VQIDecoder(ImageFile.PyDecoder):
         assert self.fd is not None
         salvage = ImageFile.LOAD_TRUNCATED_IMAGES
         try:
-            reader = Reader(self.fd, check_crc=not salvage)
-            self._decode_strips(reader, iter_decodable_strips if salvage else iter_index_strips)
+            if self.args and not salvage:  # open() read up to the first IDAT
+                reader, palette = self.args
+            else:
+                self.fd.seek(0)
+                reader = Reader(self.fd, check_crc=not salvage)
+                palette = reader.read_palette()
+            self._decode_strips(
+                reader, palette, iter_decodable_strips if salvage else iter_index_strips
+            )
         except VQIError as error:
             if not salvage:
                 raise OSError(f"broken VQI file: {error}") from error
         return -1, 0
 
     def _decode_strips(
-        self, reader: Reader, strips: Callable[[Reader], Iterator[tuple[int, np.ndarray]]]
+        self,
+        reader: Reader,
+        palette: bytes,
+        strips: Callable[[Reader], Iterator[tuple[int, np.ndarray]]],
     ) -> None:
-        entries = self._pixel_table(reader)
+        entries = self._pixel_table(reader.header, palette)
         for first_row, indices in strips(reader):
             rows = indices
             if entries is not None:
@@ -162,11 +182,10 @@ class VQIDecoder(ImageFile.PyDecoder):
                 look_up(entries, indices, rows)
             self._put_rows(first_row, rows)
 
-    def _pixel_table(self, reader: Reader) -> np.ndarray | None:
-        """Read PLTE; return the samples each index stands for, or None when the
-        image holds the indices themselves (mode P, whose palette ``_open`` set)."""
-        header = reader.header
-        entries = np.frombuffer(reader.read_palette(), dtype=np.uint8)
+    def _pixel_table(self, header: Header, palette: bytes) -> np.ndarray | None:
+        """The samples each index stands for, or None when the image holds the
+        indices themselves (mode P, whose palette ``_open`` set)."""
+        entries = np.frombuffer(palette, dtype=np.uint8)
         if self.mode == "P":
             return None
         if header.channels == 1:
