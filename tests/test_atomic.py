@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,28 @@ def test_target_created_while_writing_is_not_replaced(tmp_path):
 def test_a_folder_is_never_a_target(tmp_path):
     with pytest.raises(IsADirectoryError):
         write_atomic(tmp_path, b"data", force=True)
+
+
+def read_fifo_in_background(fifo: Path) -> tuple[threading.Thread, list[bytes]]:
+    received: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as stream:
+            received.append(stream.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader, received
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize("force", [False, True])
+def test_a_fifo_is_written_through_not_replaced(tmp_path, force):
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    reader, received = read_fifo_in_background(fifo)
+    write_atomic(fifo, b"streamed", force=force)
+    reader.join(timeout=10)
+    assert received == [b"streamed"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert names(tmp_path) == ["out.fifo"]

@@ -235,6 +235,21 @@ def test_force_keeps_the_mode_and_writes_through_a_link(tmp_path):
     assert link.is_symlink() and vqformat.read_info(real).colors == 5
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_output_is_written_through(tmp_path):
+    source = tmp_path / "p.png"
+    Image.fromarray(few_colour_pixels()).save(source)
+    fifo = tmp_path / "out.vqi"
+    os.mkfifo(fifo)
+    with subprocess.Popen([*COMMAND, "encode", source, "-o", fifo], stderr=subprocess.PIPE) as run:
+        data = fifo.read_bytes()
+        _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 0, stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert vqformat.decode(data).shape == few_colour_pixels().shape
+    assert f"{len(data):,} bytes" in stderr.decode()
+
+
 # --- messages and options ------------------------------------------------------------------
 
 

@@ -27,7 +27,13 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 import vqformat
 
-from ..format.atomic import OutputExistsError, atomic_output, check_target
+from ..format.atomic import (
+    OutputExistsError,
+    atomic_output,
+    check_target,
+    is_special,
+    write_atomic,
+)
 from ..format.metadata import MAX_TEXT_ENTRIES, profile_fits
 from ..options import EncodeOptions
 from ..pillow_plugin import image_metadata, metadata_save_keywords
@@ -196,13 +202,16 @@ def read_input(source: str) -> tuple[BinaryIO, int]:
 
 def write_output(target: str, write: Callable[[BinaryIO], None], force: bool) -> int:
     """Write through ``write`` atomically to ``target`` (or stdout); returns the bytes written."""
+    if target != STDIO and not is_special(target):
+        with atomic_output(target, force=force) as stream:
+            write(stream)
+            return stream.seek(0, io.SEEK_END)  # a writer may have seeked back (ICO does)
+    buffer = io.BytesIO()  # pipes and devices cannot seek back, as some writers do
+    write(buffer)
     if target == STDIO:
-        buffer = io.BytesIO()
-        write(buffer)
         return write_stdout(buffer.getvalue())
-    with atomic_output(target, force=force) as stream:
-        write(stream)
-        return stream.seek(0, io.SEEK_END)  # a writer may have seeked back (ICO does)
+    write_atomic(target, buffer.getvalue(), force=force)
+    return len(buffer.getvalue())
 
 
 def write_stdout(data: bytes) -> int:

@@ -4,7 +4,9 @@ Data goes to a temporary file in the destination folder (so the final rename sta
 file system), is flushed and fsynced, then moved onto the target in one step. Any failure,
 including KeyboardInterrupt, removes the temporary file and leaves the target untouched.
 A symbolic link is written through (its target file is replaced, the link stays), and a
-replaced file keeps its permission bits.
+replaced file keeps its permission bits. A target that is not a regular file (``/dev/null``,
+a FIFO, a terminal) cannot be replaced by a rename and holds no file to lose: it is written
+directly, without needing ``force``.
 """
 
 from __future__ import annotations
@@ -28,12 +30,21 @@ class OutputExistsError(FileExistsError):
         super().__init__(f"{os.fspath(path)} exists (use --force to overwrite)")
 
 
+def is_special(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (through links) exists and is neither a regular file nor a folder."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
 def check_target(path: str | os.PathLike, *, force: bool) -> None:
     """Fail early, before any work is done, if ``path`` cannot become an output file."""
     target = Path(path)
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(target))
-    if not force and (target.exists() or target.is_symlink()):
+    if not force and (target.exists() or target.is_symlink()) and not is_special(target):
         raise OutputExistsError(target)
 
 
@@ -96,8 +107,12 @@ def atomic_output(path: str | os.PathLike, *, force: bool = False) -> Iterator[B
     Raises OutputExistsError if ``path`` exists and ``force`` is false, and
     IsADirectoryError if it is a folder.
     """
-    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     check_target(path, force=force)
+    if is_special(path):
+        with open(path, "wb") as stream:
+            yield stream
+        return
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     temporary, descriptor = _create_temporary(target)
     try:
         with os.fdopen(descriptor, "wb") as stream:
