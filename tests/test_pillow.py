@@ -334,6 +334,54 @@ def test_bad_save_options_are_value_errors(option, tmp_path):
     assert not target.exists()
 
 
+def failing_save(failure: str) -> tuple[contextlib.ExitStack, dict]:
+    """The context a save fails in, and its keywords: a bad option, or an error part-way."""
+    stack = contextlib.ExitStack()
+    if failure == "bad option":
+        stack.enter_context(pytest.raises(ValueError))
+        return stack, {"colors": 0}
+    error = MemoryError if failure == "failed encode" else KeyboardInterrupt
+    stack.enter_context(pytest.raises(error))
+    stack.enter_context(mock.patch("vqformat.pillow_plugin.write_indexed", side_effect=error))
+    return stack, {}
+
+
+@pytest.mark.parametrize("by", ["extension", "format"])
+@pytest.mark.parametrize("failure", ["bad option", "failed encode", "interrupt"])
+def test_failed_save_leaves_an_existing_file_as_it_was(tmp_path, by, failure):
+    target = tmp_path / ("keep.vqi" if by == "extension" else "keep.bin")
+    target.write_bytes(b"precious")
+    target.chmod(0o600)
+    naming = {"format": "VQI"} if by == "format" else {}
+    image = Image.new("RGB", (40, 30), (9, 8, 7))
+    context, keywords = failing_save(failure)
+    with context:
+        image.save(target, **naming, **keywords)
+    assert target.read_bytes() == b"precious"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [target.name]
+    image.save(target, **naming)
+    assert np.array_equal(vqformat.decode(target), np.asarray(image))
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_saving_over_the_file_it_was_opened_from(tmp_path):
+    target = tmp_path / "same.vqi"
+    Image.new("RGB", (40, 30), (9, 8, 7)).save(target)
+    with Image.open(target) as image:
+        image.save(target, colors=1)
+    assert vqformat.read_info(target).colors == 1
+
+
+def test_other_formats_are_saved_by_pillow_as_before(tmp_path):
+    image = Image.new("RGB", (4, 3), (1, 2, 3))
+    image.save(tmp_path / "x.png")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    assert (tmp_path / "x.png").read_bytes() == buffer.getvalue()
+    vqformat.register_vqi_opener()  # again: wraps Image.save once
+    assert not getattr(Image.Image.save.__wrapped__, "saves_vqi_atomically", False)
+
+
 def test_options_of_other_formats_are_ignored():
     data = saved(Image.new("L", (3, 2), 9), quality=80, lossless=True)
     assert np.array_equal(vqformat.decode(data), np.full((2, 3), 9))

@@ -15,6 +15,8 @@ See the README for why.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
@@ -23,6 +25,7 @@ from PIL import Image, ImageFile, ImagePalette, PngImagePlugin
 
 from .errors import VQIError
 from .format import SIGNATURE, iter_index_strips, look_up, verify, write_indexed
+from .format.atomic import atomic_output
 from .format.container import Header, Reader
 from .format.metadata import CHUNK_LIMITS, EXIF_PREFIX, Metadata
 from .format.methods import codec_by_code
@@ -313,13 +316,50 @@ def metadata_save_keywords(metadata: Metadata, image_format: str) -> dict[str, A
     return keywords
 
 
+def _saves_vqi(fp: object, format: str | None) -> bool:
+    """Whether ``Image.save(fp, format)`` writes a .vqi file to a path (by name or format)."""
+    if not isinstance(fp, (str, bytes, os.PathLike)):
+        return False
+    if format:
+        return format.upper() == FORMAT
+    extension = os.path.splitext(os.fsdecode(fp))[1].lower()
+    return Image.EXTENSION.get(extension) == FORMAT
+
+
+def _saving_vqi_atomically(save: Callable[..., None]) -> Callable[..., None]:
+    """``Image.Image.save`` that writes a .vqi path through ``atomic_output``.
+
+    Pillow opens and truncates a path before any plugin sees the image or its keywords,
+    and offers no hook before that, so a bad keyword or a failed encode would leave an
+    existing file empty. A .vqi path is written to a temporary file beside it that
+    replaces it only when the save completes (keeping its mode; a link is written
+    through). Every other save is Pillow's own, unchanged.
+    """
+
+    @functools.wraps(save)
+    def save_vqi_atomically(
+        self: Image.Image, fp: Any, format: str | None = None, **params: Any
+    ) -> None:
+        if not _saves_vqi(fp, format):
+            return save(self, fp, format, **params)
+        with atomic_output(fp, force=True) as stream:
+            save(self, stream, FORMAT, **params)
+        return None
+
+    save_vqi_atomically.saves_vqi_atomically = True  # type: ignore[attr-defined]
+    return save_vqi_atomically
+
+
 def register_vqi_opener() -> None:
-    """Register .vqi with Pillow: open by signature, save, extension and MIME type.
+    """Register .vqi with Pillow: open by signature, save, extension and MIME type, and
+    make ``Image.save`` to a .vqi path atomic (see ``_saving_vqi_atomically``).
 
     ``import vqformat`` calls this; calling it again changes nothing.
     """
     Image.register_open(FORMAT, VQIImageFile, _accept)
     Image.register_decoder(FORMAT, VQIDecoder)
     Image.register_save(FORMAT, _save)
+    if not getattr(Image.Image.save, "saves_vqi_atomically", False):
+        Image.Image.save = _saving_vqi_atomically(Image.Image.save)  # type: ignore[method-assign]
     Image.register_extension(FORMAT, EXTENSION)
     Image.register_mime(FORMAT, MIME_TYPE)
