@@ -13,6 +13,7 @@ import tracemalloc
 import warnings
 import zlib
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -156,6 +157,41 @@ def test_exif_with_or_without_its_prefix_is_stored_alike():
 def test_bad_metadata_is_refused_before_encoding(keywords, message):
     with pytest.raises(vqformat.VQIError, match=message):
         vqformat.encode(photo(), 4, **keywords)
+
+
+def profile_for(space: bytes) -> bytes:
+    profile = bytearray(srgb_profile())
+    profile[16:20] = space
+    return bytes(profile)
+
+
+@pytest.mark.parametrize(
+    "pixels, space", [(photo(), b"CMYK"), (photo(), b"GRAY"), (photo()[..., 0], b"RGB ")]
+)
+def test_a_profile_for_other_samples_is_refused_before_fitting(pixels, space):
+    with (
+        mock.patch("vqformat.pipeline._fit") as fit,
+        pytest.raises(vqformat.VQIError, match="cannot describe"),
+    ):
+        vqformat.encode(pixels, 4, icc_profile=profile_for(space))
+    fit.assert_not_called()
+    palette = np.zeros((2, 1 if pixels.ndim == 2 else 3), np.uint8)
+    metadata = vqformat.Metadata(icc_profile=profile_for(space))
+    with pytest.raises(vqformat.VQIError, match="cannot describe"):
+        vqformat.write_indexed(io.BytesIO(), palette, np.zeros((2, 2), np.uint8), metadata=metadata)
+
+
+def test_pillow_drops_an_image_s_own_profile_that_no_longer_fits_but_refuses_a_given_one():
+    cmyk = Image.new("CMYK", (8, 6), (0, 80, 160, 20))
+    cmyk.info["icc_profile"] = profile_for(b"CMYK")
+    converted = cmyk.convert("RGB")  # Pillow keeps info, profile and all
+    assert converted.info["icc_profile"] == profile_for(b"CMYK")
+    out = io.BytesIO()
+    converted.save(out, "VQI", exif=real_exif(1))
+    metadata = vqformat.read_metadata(out.getvalue())
+    assert metadata.icc_profile is None and metadata.exif is not None
+    with pytest.raises(ValueError, match="cannot describe"):
+        converted.save(io.BytesIO(), "VQI", icc_profile=profile_for(b"CMYK"))
 
 
 @settings(max_examples=30, deadline=None)

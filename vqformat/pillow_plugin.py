@@ -204,13 +204,16 @@ class VQIDecoder(ImageFile.PyDecoder):
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     options = EncodeOptions.from_mapping({**image_metadata(im), **im.encoderinfo})
     entries, indices = _palette_and_indices(im, options, im.encoderinfo)
+    metadata = options.metadata()
+    if "icc_profile" not in im.encoderinfo:  # the image's own, maybe from before a convert()
+        metadata = metadata.for_channels(entries.shape[1])
     write_indexed(
         fp,
         entries,
         indices,
         compression=options.compression,
         strip_rows=options.strip_rows,
-        metadata=options.metadata(),
+        metadata=metadata,
     )
 
 

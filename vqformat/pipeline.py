@@ -160,6 +160,7 @@ def _plan_file(pixels: Any, options: EncodeOptions) -> tuple[Layout, _IndexPlan]
     that cannot be written), then plan the indices."""
     image = ImageRows.of(pixels)
     layout = Layout.of(image.height, image.width, options.compression, options.strip_rows)
+    options.metadata().check_channels(image.channels)
     return layout, _plan_indices(image, options)
 
 

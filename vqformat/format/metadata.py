@@ -7,6 +7,7 @@ repeated) is dropped with a ``MetadataWarning``: the pixels never depend on it.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 import zlib
 from collections.abc import Iterable, Mapping
@@ -74,6 +75,20 @@ class Metadata:
             if (value := getattr(self, name))
         ]
         return f"Metadata({', '.join([*sizes, f'text={dict(self.text)!r}'])})"
+
+    def check_channels(self, channels: int) -> None:
+        """VQIError unless the colour profile can describe samples of this many channels
+        (spec §3.3): a CMYK profile on RGB samples would show wrong colours."""
+        if self.icc_profile and not profile_fits(self.icc_profile, channels):
+            space = self.icc_profile[16:20].decode("latin-1").strip()
+            kind = "grey" if channels <= 2 else "RGB"
+            raise VQIError(f"an ICC profile for {space!r} cannot describe {kind} samples")
+
+    def for_channels(self, channels: int) -> Metadata:
+        """This metadata less a colour profile that cannot describe the samples."""
+        if self.icc_profile and not profile_fits(self.icc_profile, channels):
+            return dataclasses.replace(self, icc_profile=None)
+        return self
 
     def chunks(self) -> Iterable[bytes]:
         """The framed chunks, in the order encoders write them (after HEAD)."""

@@ -67,6 +67,8 @@ class Layout:
         metadata: Metadata | None = None,
     ) -> None:
         """Write the file strip by strip: only one strip's indices exist at a time."""
+        if metadata:
+            metadata.check_channels(palette.shape[1])
         header = Header(
             self.width,
             self.height,
