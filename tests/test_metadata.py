@@ -294,6 +294,17 @@ def test_a_decompression_bomb_is_refused_within_bounded_memory(chunk_type, head)
     assert _peak_bytes(lambda: vqformat.read_metadata(data)) < 4 * len(data) + (4 << 20)
 
 
+def test_repeated_chunks_cost_one_chunk_of_memory_not_all_of_them(tmp_path):
+    """Each chunk is parsed as it is read: 40 text chunks of 1 MiB under one key keep
+    one entry, and are never all held at once."""
+    text = chunk_bytes(b"iTXt", b"k\x00\x00" + b"x" * (1 << 20))
+    path = tmp_path / "repeats.vqi"
+    path.write_bytes(_file_with(*[text] * 40))
+    with pytest.warns(vqformat.MetadataWarning, match="a second text entry"):
+        assert list(vqformat.read_metadata(path).text) == ["k"]
+    assert _peak_bytes(lambda: vqformat.read_metadata(path)) < 8 << 20
+
+
 def test_an_overlong_metadata_chunk_is_skipped_unread():
     data = _file_with(chunk_bytes(b"eXIf", bytes(MAX_PROFILE_BYTES + (1 << 20))))
     with pytest.warns(vqformat.MetadataWarning, match="longer than the limit"):

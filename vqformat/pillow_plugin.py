@@ -27,7 +27,7 @@ from .errors import VQIError
 from .format import SIGNATURE, iter_index_strips, look_up, verify, write_indexed
 from .format.atomic import atomic_output
 from .format.container import Header, Reader
-from .format.metadata import CHUNK_LIMITS, EXIF_PREFIX, Metadata
+from .format.metadata import EXIF_PREFIX, Metadata, MetadataParser
 from .format.methods import codec_by_code
 from .format.reading import check_plausible, collect_metadata, iter_decodable_strips
 from .options import EncodeOptions
@@ -63,7 +63,8 @@ class VQIImageFile(ImageFile.ImageFile):
     def _open(self) -> None:
         assert self.fp is not None
         try:
-            reader = Reader(self.fp, keep=CHUNK_LIMITS)
+            parser = MetadataParser()
+            reader = Reader(self.fp, sink=parser)
             header = reader.header
             self._after_head = reader.offset
             method = codec_by_code(header.compression).name
@@ -77,7 +78,7 @@ class VQIImageFile(ImageFile.ImageFile):
         self._mode = mode
         self._size = (header.width, header.height)
         self._header = header
-        palette, metadata = _palette_and_metadata(reader, palette)
+        palette, metadata = _palette_and_metadata(reader, parser, palette)
         self._set_metadata(metadata)
         self.info["compression"] = method
         self.info["colors"] = header.colors
@@ -132,14 +133,16 @@ class VQIImageFile(ImageFile.ImageFile):
         super().verify()
 
 
-def _palette_and_metadata(reader: Reader, palette: bytes | None) -> tuple[bytes | None, Metadata]:
+def _palette_and_metadata(
+    reader: Reader, parser: MetadataParser, palette: bytes | None
+) -> tuple[bytes | None, Metadata]:
     """PLTE's bytes and the metadata before the first IDAT, or (None, no metadata) if
     the file is cut or damaged there: opening needs only the header (and PLTE for mode
     P); ``load()`` reports the damage."""
     try:
         if palette is None:
             palette = reader.read_palette()
-        return palette, collect_metadata(reader)
+        return palette, collect_metadata(reader, parser)
     except VQIError:
         return None, Metadata()
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from ..errors import VQIError, check_integer
 
@@ -168,6 +168,17 @@ class Writer:
         self._out.write(chunk_bytes(IEND, b""))
 
 
+class ChunkSink(Protocol):
+    """Takes the ancillary chunks a Reader meets before the first IDAT."""
+
+    def limit(self, chunk_type: bytes) -> int | None:
+        """The longest data of this chunk worth reading (a longer chunk is skipped unread
+        and taken as None, so a forged length costs nothing), or None to skip it."""
+
+    def take(self, chunk_type: bytes, data: bytes | None, at: int) -> None:
+        """One chunk's data (None if over the limit), with the offset of its start."""
+
+
 class Reader:
     """Reads a file front to back with ``read()`` only, so pipes and sockets work.
 
@@ -175,19 +186,17 @@ class Reader:
     CRC is checked unless ``check_crc`` is false (for fuzzing only). Reading stops at
     IEND; bytes after it are never read.
 
-    ``keep`` maps ancillary chunk types to the longest data worth reading: such chunks
-    met before the first IDAT are collected in ``kept`` as (type, data, offset), with
-    None for data longer than that (skipped unread, so a forged length costs nothing).
+    ``sink`` is given the ancillary chunks met before the first IDAT that it asks for,
+    one at a time as they are read, so it can parse each and keep only what it needs.
     """
 
     def __init__(
-        self, stream: BinaryIO, check_crc: bool = True, keep: Mapping[bytes, int] | None = None
+        self, stream: BinaryIO, check_crc: bool = True, sink: ChunkSink | None = None
     ) -> None:
         self._stream = stream
         self._check_crc = check_crc
-        self._keep = dict(keep or {})
+        self._sink = sink
         self._pending: tuple[int, bytes, int] | None = None
-        self.kept: list[tuple[bytes, bytes | None, int]] = []
         self.offset = 0
         signature = self._read_exact(len(SIGNATURE), "signature")
         if signature != SIGNATURE:
@@ -212,12 +221,12 @@ class Reader:
         for strip in range(self.header.strip_count):
             rows = self.header.strip_span(strip)[1]
             yield self._next_critical(IDAT, max_payload(rows))
-            self._keep.clear()  # metadata lives before the first IDAT (spec §3.3)
+            self._sink = None  # metadata lives before the first IDAT (spec §3.3)
         self._next_critical(IEND, 0, exact=True)
 
     def read_to_strips(self) -> None:
         """After ``read_palette``: read the ancillary chunks before the first IDAT (so
-        ``kept`` is complete), leaving that chunk for ``iter_strips``."""
+        the sink has had them all), leaving that chunk for ``iter_strips``."""
         while True:
             prefix = self._read_chunk_prefix()
             if is_critical(prefix[1]):
@@ -244,14 +253,14 @@ class Reader:
             self._read_ancillary(length, chunk_type, at)
 
     def _read_ancillary(self, length: int, chunk_type: bytes, at: int) -> None:
-        """Skip an ancillary chunk, or read it into ``kept`` if it is wanted."""
-        limit = self._keep.get(chunk_type)
+        """Skip an ancillary chunk, or hand it to the sink if the sink asks for it."""
+        limit = self._sink.limit(chunk_type) if self._sink else None
         if limit is None:
             self._read_chunk_body(length, chunk_type, at, limit=None)
             return
         wanted = length <= limit
         data = self._read_chunk_body(length, chunk_type, at, limit=length if wanted else None)
-        self.kept.append((chunk_type, data if wanted else None, at))
+        self._sink.take(chunk_type, data if wanted else None, at)
 
     def _read_chunk_prefix(self) -> tuple[int, bytes, int]:
         if self._pending is not None:

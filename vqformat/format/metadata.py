@@ -102,21 +102,53 @@ class Metadata:
             data = key.encode() + b"\x00" + _maybe_compressed(value.encode())
             yield chunk_bytes(ITXT, data)
 
-    @classmethod
-    def from_chunks(cls, chunks: Iterable[tuple[bytes, bytes | None, int]]) -> Metadata:
-        """Parse (type, data or None if it was too long, offset) of the kept chunks,
-        dropping each malformed one with a ``MetadataWarning``."""
-        found: dict[str, Any] = {"text": {}}
-        for chunk_type, data, at in chunks:
-            try:
-                _parse_into(found, chunk_type, data)
-            except VQIError as error:
-                warnings.warn(
-                    f"dropped {chunk_type.decode()} chunk at byte {at}: {error}",
-                    MetadataWarning,
-                    stacklevel=3,
-                )
-        return cls(**found)
+
+class MetadataParser:
+    """A Reader's chunk sink that parses each metadata chunk as it is read and keeps
+    only the result, so at most the limits of spec §3.3 are held however many chunks
+    a file repeats. A malformed chunk is dropped with a ``MetadataWarning``."""
+
+    def __init__(self) -> None:
+        self._found: dict[str, Any] = {"text": {}}
+
+    def limit(self, chunk_type: bytes) -> int | None:
+        """The chunk's limit; 0 (read nothing) once it can no longer be kept."""
+        if chunk_type not in CHUNK_LIMITS:
+            return None
+        return 0 if self._full(chunk_type) else CHUNK_LIMITS[chunk_type]
+
+    def take(self, chunk_type: bytes, data: bytes | None, at: int) -> None:
+        try:
+            self._parse(chunk_type, data)
+        except VQIError as error:
+            warnings.warn(
+                f"dropped {chunk_type.decode()} chunk at byte {at}: {error}",
+                MetadataWarning,
+                stacklevel=2,
+            )
+
+    def metadata(self) -> Metadata:
+        return Metadata(**self._found)
+
+    def _full(self, chunk_type: bytes) -> bool:
+        if chunk_type == ITXT:
+            return len(self._found["text"]) == MAX_TEXT_ENTRIES
+        return _NAMES[chunk_type] in self._found
+
+    def _parse(self, chunk_type: bytes, data: bytes | None) -> None:
+        if chunk_type == ITXT and self._full(chunk_type):
+            raise VQIError(f"more than {MAX_TEXT_ENTRIES} text entries")
+        if self._full(chunk_type):
+            raise VQIError(f"a second {_NAMES[chunk_type]} chunk")
+        if data is None:
+            raise VQIError(f"longer than the limit of {CHUNK_LIMITS[chunk_type]} bytes")
+        if chunk_type == ITXT:
+            key, value = _text_entry(data)
+            if key in self._found["text"]:
+                raise VQIError(f"a second text entry {key!r}")
+            self._found["text"][key] = value
+        else:
+            self._found[_NAMES[chunk_type]] = _PARSERS[chunk_type](data)
 
 
 def profile_fits(profile: bytes, channels: int) -> bool:
@@ -125,29 +157,24 @@ def profile_fits(profile: bytes, channels: int) -> bool:
     return profile[16:20] == (b"GRAY" if channels <= 2 else b"RGB ")
 
 
-def _parse_into(found: dict[str, Any], chunk_type: bytes, data: bytes | None) -> None:
-    if data is None:
-        raise VQIError(f"longer than the limit of {CHUNK_LIMITS[chunk_type]} bytes")
-    name = {ICCP: "icc_profile", EXIF: "exif", XMPT: "xmp"}.get(chunk_type)
-    if name in found:
-        raise VQIError(f"a second {name} chunk")
-    if chunk_type == ICCP:
-        if data[:1] != bytes([ZLIB]):
-            raise VQIError("unknown compression flag")
-        found[name] = _inflate(data[1:], MAX_PROFILE_BYTES)
-    elif chunk_type == EXIF:
-        if len(data) > MAX_PROFILE_BYTES:
-            raise VQIError(f"more than {MAX_PROFILE_BYTES} bytes")
-        found[name] = data
-    elif chunk_type == XMPT:
-        found[name] = _unpack(data, MAX_PROFILE_BYTES)
-    else:
-        key, value = _text_entry(data)
-        if key in found["text"]:
-            raise VQIError(f"a second text entry {key!r}")
-        if len(found["text"]) == MAX_TEXT_ENTRIES:
-            raise VQIError(f"more than {MAX_TEXT_ENTRIES} text entries")
-        found["text"][key] = value
+def _profile(data: bytes) -> bytes:
+    if data[:1] != bytes([ZLIB]):
+        raise VQIError("unknown compression flag")
+    return _inflate(data[1:], MAX_PROFILE_BYTES)
+
+
+def _raw_exif(data: bytes) -> bytes:
+    if len(data) > MAX_PROFILE_BYTES:
+        raise VQIError(f"more than {MAX_PROFILE_BYTES} bytes")
+    return data
+
+
+def _packet(data: bytes) -> bytes:
+    return _unpack(data, MAX_PROFILE_BYTES)
+
+
+_NAMES = {ICCP: "icc_profile", EXIF: "exif", XMPT: "xmp"}
+_PARSERS = {ICCP: _profile, EXIF: _raw_exif, XMPT: _packet}
 
 
 def _text_entry(data: bytes) -> tuple[str, str]:

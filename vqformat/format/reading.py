@@ -20,7 +20,7 @@ from ..errors import VQIError
 from . import methods
 from .bitpack import index_dtype
 from .container import IDAT, IEND, Header, Reader
-from .metadata import CHUNK_LIMITS, METADATA_CHUNKS, Metadata
+from .metadata import METADATA_CHUNKS, Metadata, MetadataParser
 
 Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
@@ -93,10 +93,24 @@ def read_info(source: Source, *, check_crc: bool = True, metadata: bool = False)
     with _binary_stream(source) as stream:
         if not metadata:
             return _info(Reader(stream, check_crc=check_crc).header)
-        reader = Reader(stream, check_crc=check_crc, keep=dict.fromkeys(METADATA_CHUNKS, 0))
+        present = _ChunkTypes()
+        reader = Reader(stream, check_crc=check_crc, sink=present)
         reader.read_palette()
         reader.read_to_strips()
-        return _info(reader.header, tuple(chunk[0].decode() for chunk in reader.kept))
+        return _info(reader.header, tuple(present.types))
+
+
+class _ChunkTypes:
+    """A chunk sink that lists the metadata chunk types present, reading none of them."""
+
+    def __init__(self) -> None:
+        self.types: list[str] = []
+
+    def limit(self, chunk_type: bytes) -> int | None:
+        return 0 if chunk_type in METADATA_CHUNKS else None
+
+    def take(self, chunk_type: bytes, data: bytes | None, at: int) -> None:
+        self.types.append(chunk_type.decode())
 
 
 def read_metadata(source: Source) -> Metadata:
@@ -106,16 +120,17 @@ def read_metadata(source: Source) -> Metadata:
     each is bounded in size, so hostile chunks cost little memory.
     """
     with _binary_stream(source) as stream:
-        reader = Reader(stream, keep=CHUNK_LIMITS)
+        parser = MetadataParser()
+        reader = Reader(stream, sink=parser)
         reader.read_palette()
-        return collect_metadata(reader)
+        return collect_metadata(reader, parser)
 
 
-def collect_metadata(reader: Reader) -> Metadata:
-    """The metadata of a reader made with ``keep=CHUNK_LIMITS`` and past PLTE; it is
-    left before the first IDAT, so ``iter_index_strips`` can follow."""
+def collect_metadata(reader: Reader, parser: MetadataParser) -> Metadata:
+    """The metadata of a reader made with ``sink=parser`` and past PLTE; it is left
+    before the first IDAT, so ``iter_index_strips`` can follow."""
     reader.read_to_strips()
-    return Metadata.from_chunks(reader.kept)
+    return parser.metadata()
 
 
 def _decode_strip(codec: methods.StripCodec, header: Header, strip: int, payload: bytes):
