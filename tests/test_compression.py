@@ -19,6 +19,8 @@ from vqformat.format.bands import (
     band_scan,
     band_unscan,
     field_bits,
+    join_runs,
+    split_runs,
     unpack_band_fields,
     unpack_fields,
 )
@@ -64,6 +66,29 @@ def test_band_scan_is_a_permutation_it_inverts(shape, height):
     sequence = band_scan(indices, height)
     assert sorted(sequence.tolist()) == list(range(indices.size))
     assert np.array_equal(band_unscan(sequence, *shape, height), indices)
+
+
+@settings(max_examples=60, deadline=None)
+@given(SHAPES, st.sampled_from([2, 3, 4, 8]), st.integers(0, 3), st.integers(0, 2**32 - 1))
+def test_band_unscan_of_bytes_inverts_band_scan_at_any_alignment(shape, height, offset, seed):
+    """2- and 4-row bands of bytes are unscanned as 16- and 32-bit words, which must
+    give each row its own byte whatever the buffer's alignment."""
+    indices = np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+    stream = bytes(offset) + band_scan(indices, height).tobytes()
+    sequence = np.frombuffer(stream, dtype=np.uint8, offset=offset)
+    assert np.array_equal(band_unscan(sequence, *shape, height), indices)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 3), max_size=400))
+def test_join_runs_inverts_split_runs_and_counts_the_literals(values):
+    sequence = np.array(values, dtype=np.uint8)
+    starts, literals = split_runs(sequence)
+    assert np.array_equal(join_runs(starts, literals), sequence)
+    for wrong in (literals[:-1], np.append(literals, 0)):
+        if sequence.size:
+            with pytest.raises(VQIError, match="literals are given"):
+                join_runs(starts, wrong)
 
 
 def test_band_scan_order_on_a_small_strip():

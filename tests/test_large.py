@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import vqformat
 from vqformat import dataset, pipeline
 from vqformat.format import methods as compression
+from vqformat.format.writing import STRIP_PIXELS, default_strip_rows
 from vqformat.quantizer import palette as palette_fitting
 from vqformat.quantizer import streaming
 
@@ -192,6 +193,18 @@ def test_encode_memory_is_bounded_by_strips_not_the_image(tmp_path, monkeypatch)
     _, large_peak = traced_peak(vqformat.save, tmp_path / "large.vqi", large, **options)
     assert large_peak < 1.3 * small_peak  # four times the pixels, the same memory
     assert large_peak < large.nbytes / 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 20_000), st.integers(1, 20_000))
+def test_default_strips_leave_no_short_last_strip(width, height):
+    """Strips stay within the default size, and the last holds at least half a strip's
+    rows: each strip has a fixed cost to decode, which a sliver of rows would not repay."""
+    rows = default_strip_rows(width, height)
+    strips = -(-height // rows)
+    assert 1 <= rows <= height
+    assert rows * width <= STRIP_PIXELS or rows == 1
+    assert strips == 1 or 2 * (height - (strips - 1) * rows) >= rows
 
 
 def test_decode_allocates_little_beyond_its_output(tmp_path):

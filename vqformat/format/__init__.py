@@ -1,8 +1,8 @@
 """The .vqi format layer: byte layout, bit packing, compression methods, reading, writing.
 
 What a second implementation needs, and all that decoding needs: numpy, the standard
-library and libdeflate (for writing). It stores whatever palette it is given and
-knows nothing of how one is fitted.
+library, zlib-ng (zlib, faster, for reading) and libdeflate (for writing). It stores
+whatever palette it is given and knows nothing of how one is fitted.
 """
 
 from .container import MAX_COLORS, SIGNATURE, bits_for_colors

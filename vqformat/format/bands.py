@@ -15,12 +15,15 @@ layout of ``bitpack`` at that width, whose numpy path packs them a byte at a tim
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..errors import VQIError
 from . import bitpack
 
 _LANE_FIELDS = frozenset({2, 4})  # 1-bit fields: np.unpackbits then band_unscan is as fast
+_BAND_COLUMN_WORDS = {2: np.uint16, 4: np.uint32}  # 8-row columns gain nothing as words
 
 
 def field_bits(bits: int) -> int:
@@ -93,15 +96,27 @@ def band_scan(indices: np.ndarray, height: int) -> np.ndarray:
 
 
 def band_unscan(sequence: np.ndarray, rows: int, width: int, height: int) -> np.ndarray:
-    """Invert :func:`band_scan`: ``sequence`` holds rows x width values in band-scan order."""
+    """Invert :func:`band_scan`: ``sequence`` holds rows x width values in band-scan order.
+
+    A column of a 2- or 4-row band of bytes is one 16- or 32-bit word: a shift of all
+    words, cast to bytes, yields one row of every band, 2-3 times faster than the strided
+    copies that serve the other heights.
+    """
     if height == 1:
         return sequence.reshape(rows, width)
     full = rows - rows % height
     indices = np.empty((rows, width), dtype=sequence.dtype)
-    bands = sequence[: full * width].reshape(-1, width, height)
     target = indices[:full].reshape(-1, height, width)
-    for row in range(height):
-        target[:, row, :] = bands[:, :, row]
+    word = _BAND_COLUMN_WORDS.get(height) if sequence.dtype == np.uint8 else None
+    if word is None:
+        bands = sequence[: full * width].reshape(-1, width, height)
+        for row in range(height):
+            target[:, row, :] = bands[:, :, row]
+    else:
+        columns = sequence[: full * width].view(word).reshape(-1, width)
+        for row in range(height):
+            shift = 8 * (row if sys.byteorder == "little" else height - 1 - row)
+            np.right_shift(columns, shift, out=target[:, row, :], casting="unsafe")
     indices[full:] = sequence[full * width :].reshape(width, rows - full).T
     return indices
 
@@ -121,14 +136,17 @@ def join_runs(starts: np.ndarray, literals: np.ndarray) -> np.ndarray:
     """Invert :func:`split_runs`: each literal fills its run (a forward fill).
 
     ``starts`` holds 0/1 flags as uint8. A running count of run starts gives every
-    position the literal it copies; int32 counts and ``take`` are several times faster
-    than ``repeat`` with run lengths or an accumulated XOR.
+    position the literal it copies; counts and ``take`` are several times faster than
+    ``repeat`` with run lengths or an accumulated XOR. The counts are ``intp``, the
+    type ``take`` indexes with, so it need not convert them; they start after the
+    first flag (always set), so each count is its literal's index with no extra pass.
     """
     if starts.size and not starts[0]:
         raise VQIError("the first value is not flagged as the start of a run")
-    source = np.cumsum(starts, dtype=np.int32)
-    given = int(source[-1]) if source.size else 0
+    source = np.empty(starts.size, dtype=np.intp)
+    source[:1] = 0
+    np.cumsum(starts[1:], dtype=np.intp, out=source[1:])
+    given = int(source[-1]) + 1 if source.size else 0
     if given != literals.size:
         raise VQIError(f"{given} runs start but {literals.size} literals are given")
-    source -= 1
     return literals.take(source)

@@ -20,6 +20,8 @@ from ..errors import VQIError
 _GROUP = 8  # eight b-bit indices fill exactly b bytes
 _NUMPY_WIDTHS = frozenset(range(1, 9)) | {16}
 _BYTE_DIVIDING_WIDTHS = frozenset({2, 4})  # 1 has numpy's packbits
+_WHOLE_WIDTHS = frozenset({1, 2, 4, 8, 16})
+"""Widths unpacked with no temporary larger than the output, so in one call."""
 UNPACK_CHUNK = 1 << 16
 """Indices unpacked at once: a multiple of eight, so every chunk starts on a byte boundary."""
 
@@ -47,11 +49,14 @@ def pack(indices: np.ndarray, bits: int) -> bytes:
 def unpack(data: bytes, count: int, bits: int) -> np.ndarray:
     """Unpack ``count`` indices of ``bits`` bits; ``data`` must hold exactly packed_size bytes.
 
-    Works UNPACK_CHUNK indices at a time, so the temporaries (8 bytes an index on the
-    numpy path) stay bounded however large a strip a file declares.
+    Widths that need wide temporaries (8 bytes an index on the numpy path) work
+    UNPACK_CHUNK indices at a time, so those stay bounded however large a strip a file
+    declares; the others are one call, as a per-piece Python loop costs more than them.
     """
     if bits == 0:
         return np.zeros(count, dtype=np.uint8)
+    if bits in _WHOLE_WIDTHS:
+        return _unpack_numpy(data, count, bits)
     unpack_piece = _unpack_numpy if bits in _NUMPY_WIDTHS else _unpack_bits
     view = memoryview(data)
     indices = np.empty(count, dtype=index_dtype(bits))

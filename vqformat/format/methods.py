@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import deflate as libdeflate
 import numpy as np
+from zlib_ng import zlib_ng
 
 from ..errors import VQIError
 from . import bitpack
@@ -92,14 +93,16 @@ def inflate_exact(payload: bytes, size: int, what: str) -> bytes:
     """Inflate a zlib stream that must expand to exactly ``size`` bytes, and no further.
 
     Output is capped at ``size`` (plus one byte to detect excess), so a zip bomb costs
-    no more memory than a valid strip.
+    no more memory than a valid strip. zlib-ng is a fork of zlib with its API and its
+    checks (and the inflater of Pillow's PNG decoder): it inflates literal-heavy strips
+    1.3-2x faster than the zlib that CPython links, which sets the decoding time.
     """
-    inflater = zlib.decompressobj()
+    inflater = zlib_ng.decompressobj()
     try:
         data = inflater.decompress(payload, size + 1)
         if len(data) == size and not inflater.eof:
             data += inflater.decompress(inflater.unconsumed_tail, 1)
-    except zlib.error as error:
+    except zlib_ng.error as error:
         raise VQIError(f"corrupt {what} stream: {_zlib_problem(payload, error)}") from None
     return check_expansion(data, size, inflater.eof, inflater.unused_data, what)
 
@@ -113,7 +116,7 @@ def check_expansion(data: bytes, size: int, ended: bool, unused: bytes, what: st
     return data
 
 
-def _zlib_problem(payload: bytes, error: zlib.error) -> str:
+def _zlib_problem(payload: bytes, error: Exception) -> str:
     """zlib's message, or a plain one for a preset dictionary (zlib says only "Error 2")."""
     header = int.from_bytes(payload[:2], "big")
     if len(payload) >= 2 and header % 31 == 0 and header & _ZLIB_FDICT:

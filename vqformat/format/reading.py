@@ -1,7 +1,7 @@
 """Reading .vqi files: header, palette and index strips, and pixels by palette look-up.
 
-Everything a decoder needs lives in this layer (numpy and the standard library): no
-palette fitting is imported, so ``decode`` and ``read_info`` start fast.
+Everything a decoder needs lives in this layer (numpy, the standard library and
+zlib-ng): no palette fitting is imported, so ``decode`` and ``read_info`` start fast.
 """
 
 from __future__ import annotations
