@@ -100,40 +100,69 @@ def raster_order_reference(pixels: np.ndarray, palette: np.ndarray, strength: fl
     """The same selective diffusion visiting one pixel at a time in raster order."""
     height, width, channels = pixels.shape
     space = dither._space(pixels.reshape(-1, channels)).reshape(height, width, -1)
-    entries = dither._space(palette)
-    from scipy.spatial import cKDTree
-
-    typical = dither._typical_error(space.astype(np.float32), cKDTree(entries))
-    gain = strength * dither._CARRIED * dither._dither_map(space, dither._BUSY * typical**0.5)
-    largest, negligible = max(2.4 * typical, 16.0**2 / 4), dither._NEGLIGIBLE * typical
-    error = np.zeros_like(space)
+    entries = dither._space(palette).astype(np.float64)
+    errors = dither._squared_errors(space, dither._Nearest(entries))
+    typical = float(errors.mean())
+    gain = strength * dither._CARRIED * dither._dither_map(space, errors, typical)
+    largest = max(dither._LARGEST * typical, dither._LARGEST_AT_LEAST)
+    negligible = dither._NEGLIGIBLE * typical
+    low, high = dither._target_bounds(channels)
+    error = np.zeros(space.shape)
     indices = np.zeros((height, width), dtype=int)
     for y in range(height):
         for x in range(width):
             incoming = error[y, x] * gain[y, x]
             if incoming @ incoming < negligible:
                 incoming = 0 * incoming
-            target = space[y, x] + incoming
+            target = np.clip(space[y, x] + incoming, low, high)
             indices[y, x] = np.argmin(((entries - target) ** 2).sum(axis=1))
             residual = target - entries[indices[y, x]]
             if residual @ residual > largest:
                 residual = residual * dither._DAMPING
-            for dy, dx, share in dither._SPREAD:
+            for dy, dx, share in ((0, 1, 7 / 16), (1, -1, 3 / 16), (1, 0, 5 / 16), (1, 1, 1 / 16)):
                 if y + dy < height and 0 <= x + dx < width:
                     error[y + dy, x + dx] += share * residual
     return indices
 
 
-@pytest.mark.parametrize("channels", [1, 3, 4])
-def test_lines_of_independent_pixels_give_the_raster_order_result(channels):
-    rng = np.random.default_rng(channels)
-    y, x = np.mgrid[0:13, 0:17]
+@pytest.mark.parametrize(
+    ("channels", "height", "width"), [(1, 13, 17), (3, 13, 17), (4, 13, 17), (3, 9, 1), (3, 7, 2)]
+)
+def test_lines_of_independent_pixels_give_the_raster_order_result(channels, height, width):
+    rng = np.random.default_rng(channels + width)
+    y, x = np.mgrid[0:height, 0:width]
     pixels = np.stack([x * 14, y * 18, (x + y) * 8, 255 - y * 9][:channels], axis=-1)
     pixels = np.clip(pixels + rng.normal(0, 3, pixels.shape), 0, 255).astype(np.uint8)
     palette = rng.integers(0, 256, (9, channels), dtype=np.uint8)
     ours = diffuse(pixels, palette, 0.8)
     # float32 against float64: a rare near-tie may differ, the pattern may not
     assert np.mean(ours == raster_order_reference(pixels, palette, 0.8)) > 0.97
+
+
+def test_busy_areas_take_more_error_than_smooth_well_fitted_ones():
+    rng = np.random.default_rng(3)
+    space = np.full((32, 64, 3), 100, np.float32)
+    space[:, 32:] += rng.normal(0, 20, (32, 32, 3)).astype(np.float32)  # busy right half
+    errors = np.full((32, 64), 3.0, np.float32)  # the palette fits both halves equally
+    gain = dither._dither_map(space, errors, typical=3.0)
+    assert np.all((gain > 0) & (gain <= 1))
+    assert np.median(gain[:, 40:]) > 0.9 > 0.5 > np.median(gain[:, :24])
+
+
+def test_smooth_areas_take_more_error_where_the_palette_bands_them():
+    space = np.full((32, 32, 3), 100, np.float32)
+    coarse, fine = np.full((32, 32), 300.0, np.float32), np.full((32, 32), 3.0, np.float32)
+    assert np.all(dither._dither_map(space, coarse, 30.0) > dither._dither_map(space, fine, 30.0))
+
+
+def test_one_colour_outside_the_palette_is_not_taken_for_an_exact_image():
+    palette = np.array([[0, 0, 0], [200, 10, 10], [10, 200, 10]], dtype=np.uint8)
+    indices = np.random.default_rng(4).integers(0, 3, (96, 96))  # more than the sample
+    pixels = palette[indices]
+    pixels[-1, -1] = (190, 30, 20)  # not an entry, and off the sampled pixels
+    result = diffuse(pixels, palette)
+    assert result[-1, -1] == 1
+    assert np.array_equal(result.ravel()[:-1], indices.ravel()[:-1])
 
 
 def test_strength_zero_is_the_nearest_mapping_and_strength_grows_diffusion():

@@ -16,6 +16,7 @@ against PSNR, medians over the colour photos).
 
     python tools/bench.py [--colors 16 64 256] [--repeats 3] [--plot rd.png]
     python tools/bench.py --only dither   # or alpha: that table alone
+    python tools/bench.py --only dither --images-only --image a.png b.png  # other photos
 """
 
 from __future__ import annotations
@@ -319,28 +320,35 @@ def dither_encoders() -> dict[str, Encoder]:
 
 
 def print_dither_table(photos: dict[str, np.ndarray], colors_list: list[int]) -> None:
-    """Per k and encoder: medians over the photos, and the photo where vqi --dither is
-    furthest below pngquant (dithered) in SSIM."""
+    """Per k and encoder: medians over the photos (seconds: of each photo's one run,
+    the whole encode or CLI call), and the photos where vqi is furthest below pngquant."""
     print("\n## dithering: medians over the photos of PSNR, blurred PSNR (sigma 1.5), SSIM, bpp")
+    print(f"photos: {', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in photos.items())}")
     encoders = dither_encoders()
     for colors in colors_list:
-        print(f"\nk = {colors}: {'encoder':<26} {'PSNR':>7} {'blurred':>8} {'SSIM':>7} {'bpp':>6}")
+        print(
+            f"\nk = {colors}: {'encoder':<26} {'PSNR':>7} {'blurred':>8} {'SSIM':>7} {'bpp':>6}"
+            f" {'seconds':>8}"
+        )
         table = {}
         for name, encoder in encoders.items():
             table[name] = {}
             for image_name, image in photos.items():
+                start = time.perf_counter()
                 decoded, size = encoder(image, colors)
+                seconds = time.perf_counter() - start
                 bpp = 8 * size / (image.shape[0] * image.shape[1])
                 table[name][image_name] = (
                     psnr(image, decoded),
                     blurred_psnr(image, decoded),
                     ssim(image, decoded),
                     bpp,
+                    seconds,
                 )
             medians = [statistics.median(c) for c in zip(*table[name].values(), strict=True)]
             print(
                 f"{'':>9} {name:<26} {medians[0]:7.2f} {medians[1]:8.2f} "
-                f"{medians[2]:7.4f} {medians[3]:6.3f}"
+                f"{medians[2]:7.4f} {medians[3]:6.3f} {medians[4]:8.3f}"
             )
         _print_worst(table, "vqi --dither", "pngquant (dithered)", ("blurred", 1), ("SSIM", 2))
         _print_worst(table, "vqi", "pngquant --nofs", ("PSNR", 0), ("SSIM", 2))
@@ -625,6 +633,9 @@ def main() -> None:
     parser.add_argument("--kmeans-repeats", type=int, default=1)
     parser.add_argument("--skip-kmeans", action="store_true", help="omit KMeans on all pixels")
     parser.add_argument("--image", nargs="*", default=[], help="extra colour images")
+    parser.add_argument(
+        "--images-only", action="store_true", help="use the --image files, not the bench photos"
+    )
     parser.add_argument("--grey-image", nargs="*", default=[], help="extra grey images")
     parser.add_argument("--grey-colors", type=int, default=8)
     parser.add_argument(
@@ -637,6 +648,8 @@ def main() -> None:
     args = parser.parse_args()
 
     photos = colour_photos(args.image)
+    if args.images_only:
+        photos = {name: image for name, image in photos.items() if name in args.image}
     if args.only == "dither":
         return print_dither_table(photos, args.colors)
     if args.only == "alpha":

@@ -3,12 +3,20 @@
 Floyd-Steinberg in raster order makes pixel (y, x) wait for (y, x-1) and for the row
 above up to (y-1, x+1). All pixels on the line x + 2y = t have no dependency among
 themselves, so they are mapped together, one numpy step per line: W + 2H steps
-instead of W·H pixel visits, with the exact raster-order result.
+instead of W·H pixel visits, with the raster-order result. A line's pixels are a
+strided slice of the flattened rows, and the error waiting for them is kept by line
+and row, so every step reads and writes contiguous slices. The nearest entries of a
+line's targets are one matrix product against the palette, on one BLAS thread
+(threads only cost at this size).
 
-As in libimagequant, the error is diffused selectively: scaled by the strength and
-by a map that is low where the picture is busy (texture and edges mask banding, and
-there dither noise only costs detail), not carried where it is negligible, and
-damped where it is large (the isolated off-colour pixels of plain error diffusion).
+The error is diffused selectively, as in libimagequant, with a dither map chosen
+for what tools/bench.py measures, SSIM and PSNR after a blur: busy areas take all
+of it (their contrast hides the dither noise, and the error a blur keeps is largest
+there); smooth areas take a share that grows with the undithered error around them
+(where the nearest entries band the picture, dithering restores it; where they fit
+well, noise would only cost structure). Small incoming errors are dropped, so areas
+near an entry stay clean; large residuals are damped (the isolated off-colour pixels
+of plain error diffusion); targets stay within a margin of the colours that exist.
 Pixels with alpha are diffused in the quantizer's composite space (``palette``);
 fully transparent pixels take their nearest entry and neither take nor give error.
 """
@@ -20,12 +28,20 @@ import numpy as np
 from ..errors import VQIError
 from .palette import has_alpha, index_dtype, pack_keys, seen
 
-# (row offset, column offset, share) of Floyd-Steinberg's error spreading.
-_SPREAD = ((0, 1, 7 / 16), (1, -1, 3 / 16), (1, 0, 5 / 16), (1, 1, 1 / 16))
+_RIGHT = 7 / 16  # Floyd-Steinberg's share for (y, x+1)
+# Floyd-Steinberg's shares for (y+1, x-1), (y+1, x), (y+1, x+1), by the line they are on
+_BELOW = ((1, 3 / 16), (2, 5 / 16), (3, 1 / 16))
 _CARRIED = 15 / 16  # libimagequant's damping: full diffusion overshoots into patterns
 _NEGLIGIBLE = 0.25  # squared error carried, in palette mean squared errors, below which none is
-_DAMPING = 0.75  # applied to an error larger than the largest expected one
-_BUSY = 1.3  # local contrast, in palette RMS errors, at which the dither map is halved
+_LARGEST = 2.4  # squared residual, in palette mean squared errors, above which it is damped,
+_LARGEST_AT_LEAST = 8.0**2  # but never below an 8-level error
+_DAMPING = 0.75
+_BUSY = 1.3  # local contrast, in palette RMS errors, at which a smooth area's gain is half-way to 1
+_BANDING_MSE = 5.0  # undithered MSE a channel, around a pixel, at which smooth areas take half
+_BANDING_WINDOW = 7  # pixels across the neighbourhood that MSE is measured over
+_OVERSHOOT = 0.1  # targets may leave the colour range by this share of it
+_CHUNK = 1 << 12  # pixels mapped at once when measuring the undithered error
+_EXACT_SAMPLE = 1 << 12  # pixels checked before a full check that all are entries
 
 
 def check_strength(strength: object) -> float:
@@ -41,70 +57,145 @@ def diffuse(pixels: np.ndarray, palette: np.ndarray, strength: float = 1.0) -> n
     """(H, W) indices of (H, W, C) uint8 pixels onto a (k, C) palette, the error of each
     pixel spread to its neighbours, ``strength`` (0..1) of it at most. Pixels whose
     colours are all palette entries have no error to diffuse and map exactly."""
-    from scipy.spatial import cKDTree
+    from threadpoolctl import threadpool_limits
 
     height, width, channels = pixels.shape
     exact = _exact_indices(pixels.reshape(-1, channels), palette)
     if exact is not None:
         return exact.reshape(height, width)
-    space = _space(pixels.reshape(-1, channels)).reshape(height, width, -1).astype(np.float32)
-    entries = _space(palette).astype(np.float32)
-    tree = cKDTree(entries)
-    typical = _typical_error(space, tree)
-    gain = (strength * _CARRIED * _dither_map(space, _BUSY * np.sqrt(typical))).astype(np.float32)
-    if has_alpha(channels):
-        gain[pixels[..., -1] == 0] = 0  # invisible: nothing to diffuse, nothing taken
-    largest, negligible = max(2.4 * typical, 16.0**2 / 4), _NEGLIGIBLE * typical
-    error = np.zeros((height + 1, width + 2, space.shape[2]), dtype=np.float32)
-    indices = np.empty((height, width), dtype=index_dtype(len(palette)))
-    for line in range(width + 2 * (height - 1)):
-        rows = np.arange(max(0, (line - width + 2) // 2), min(height - 1, line // 2) + 1)
-        columns = line - 2 * rows
-        incoming = error[rows, columns + 1] * gain[rows, columns, None]
-        incoming[np.einsum("ij,ij->i", incoming, incoming) < negligible] = 0
-        target = space[rows, columns] + incoming
-        _, nearest = tree.query(target)
-        indices[rows, columns] = nearest
-        residual = target - entries[nearest]
-        large = np.einsum("ij,ij->i", residual, residual) > largest
-        residual[large] *= _DAMPING
-        for row_step, column_step, share in _SPREAD:
-            error[rows + row_step, columns + 1 + column_step] += share * residual
-    return indices
+    space = _space(pixels.reshape(-1, channels)).reshape(height, width, -1)
+    nearest = _Nearest(_space(palette))
+    with threadpool_limits(limits=1, user_api="blas"):
+        errors = _squared_errors(space, nearest)
+        typical = float(errors.mean())
+        gain = strength * _CARRIED * _dither_map(space, errors, typical)
+        if has_alpha(channels):
+            gain[pixels[..., -1] == 0] = 0  # invisible: nothing to diffuse, nothing taken
+        return _walk(space, gain, nearest, typical, _target_bounds(channels))
+
+
+class _Nearest:
+    """Index of the nearest entry of each (N, D) float32 point: the squared distance
+    less the point's own norm, |e|^2 - 2 p.e, is one matrix product."""
+
+    def __init__(self, entries: np.ndarray) -> None:
+        self.entries = entries.astype(np.float32)
+        self.norms = np.einsum("ij,ij->i", self.entries, self.entries)
+        self.scaled = -2 * self.entries.T
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        distances = points @ self.scaled
+        distances += self.norms
+        return distances.argmin(axis=1)
+
+
+def _walk(
+    space: np.ndarray,
+    gain: np.ndarray,
+    nearest: _Nearest,
+    typical: float,
+    bounds: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Floyd-Steinberg over the lines x + 2y = t. With rows padded to W + 2 values, a
+    line's pixels lie W apart in the flattened image. The error waiting for them is
+    kept by line and row in a ring of four lines: the error of (y, x) on line t goes
+    to line t + 1 at rows y and y + 1 and to lines t + 2 and t + 3 at row y + 1, all
+    contiguous slices (scattered writes across rows cost more than the arithmetic)."""
+    height, width, dims = space.shape
+    row = width + 2
+    targets = _padded(space, row)
+    gains = _padded(gain[..., None], row)
+    ring = np.zeros((4, height + 1, dims), np.float32)
+    found = np.zeros(height * row, dtype=index_dtype(len(nearest.entries)))
+    negligible, largest = _NEGLIGIBLE * typical, max(_LARGEST * typical, _LARGEST_AT_LEAST)
+    for line in range(width + 2 * height - 2):
+        first = max(0, (line - width + 2) // 2)
+        last = min(height - 1, line // 2) + 1
+        start = line + 1 + first * width  # pixel (first, line - 2 first), padded
+        here = slice(start, start + (last - first) * width, width)
+        waiting = ring[line % 4]
+        incoming = waiting[first:last] * gains[here]
+        waiting[:] = 0
+        incoming[_squares(incoming) < negligible] = 0
+        target = np.clip(targets[here] + incoming, *bounds)
+        chosen = nearest(target)
+        found[here] = chosen
+        residual = target - nearest.entries[chosen]
+        residual[_squares(residual) > largest] *= _DAMPING
+        ring[(line + 1) % 4, first:last] += _RIGHT * residual
+        for offset, share in _BELOW:
+            ring[(line + offset) % 4, first + 1 : last + 1] += share * residual
+    return found.reshape(height, row)[:, 1 : width + 1]
+
+
+def _padded(values: np.ndarray, row: int) -> np.ndarray:
+    """(H, W, D) float32 values as flattened rows of ``row`` values, one zero before each."""
+    height, width, dims = values.shape
+    padded = np.zeros((height, row, dims), np.float32)
+    padded[:, 1 : width + 1] = values
+    return padded.reshape(-1, dims)
+
+
+def _squares(values: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", values, values)
 
 
 def _space(colors: np.ndarray) -> np.ndarray:
-    """Where errors add up linearly and distance is visible error."""
-    return seen(colors) if has_alpha(colors.shape[1]) else colors.astype(np.float64)
+    """Where errors add up linearly and distance is visible error (float32)."""
+    return (seen(colors) if has_alpha(colors.shape[1]) else colors).astype(np.float32)
 
 
-def _dither_map(space: np.ndarray, busy: float) -> np.ndarray:
-    """(H, W) share of the error each pixel takes: 1 in smooth areas, falling with the
-    local contrast (the root mean square deviation over the 3x3 neighbourhood), halved
-    at ``busy``: where the picture varies more than the palette's error, that
-    variation hides banding."""
+def _target_bounds(channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The box of all colours in ``_space``, widened by ``_OVERSHOOT`` of it: error
+    pushing a target beyond cannot be shown, and would only pile up."""
+    corners = np.stack(np.meshgrid(*[[0, 255]] * channels, indexing="ij"), axis=-1)
+    space = _space(corners.reshape(-1, channels).astype(np.uint8))
+    low, high = space.min(axis=0), space.max(axis=0)
+    margin = _OVERSHOOT * (high - low)
+    return low - margin, high + margin
+
+
+def _dither_map(space: np.ndarray, errors: np.ndarray, typical: float) -> np.ndarray:
+    """(H, W) float32 share of the error each pixel takes: a floor in smooth areas,
+    rising to 1 with the local contrast (the root mean square deviation over the 3x3
+    neighbourhood), half-way at ``_BUSY`` palette RMS errors. The floor grows with
+    the undithered error around the pixel, as squares, half-way at ``_BANDING_MSE``:
+    where the nearest entries leave a large error, bands show, where they fit well,
+    dither noise would cost more structure than it restores."""
     from scipy.ndimage import uniform_filter
 
-    mean = uniform_filter(space, size=(3, 3, 1), mode="nearest")
-    square_mean = uniform_filter(space * space, size=(3, 3, 1), mode="nearest")
-    contrast = np.sqrt(np.clip(square_mean - mean * mean, 0, None).sum(axis=2))
-    return 1 / (1 + (contrast / max(busy, 1.0)) ** 2)
+    dims = space.shape[2]
+    mean = uniform_filter(space, size=3, axes=(0, 1), mode="nearest")
+    square_mean = uniform_filter(space * space, size=3, axes=(0, 1), mode="nearest")
+    contrast = np.clip(square_mean - mean * mean, 0, None).sum(axis=2)
+    busy = contrast / max(_BUSY**2 * typical, 1.0)
+    banding = (uniform_filter(errors, size=_BANDING_WINDOW, mode="nearest") / dims) ** 2
+    floor = banding / (banding + _BANDING_MSE**2)
+    return (floor + (1 - floor) * busy / (1 + busy)).astype(np.float32)
 
 
-def _typical_error(space: np.ndarray, tree) -> float:
-    """The palette's mean squared error without dithering, on a sample of the pixels.
-    Diffused error beyond a few times that (at least a 16-level step) is damped."""
-    sample = space.reshape(-1, space.shape[2])[:: max(1, space.size // (space.shape[2] << 16))]
-    distances, _ = tree.query(sample)
-    return float(np.mean(distances**2))
+def _squared_errors(space: np.ndarray, nearest: _Nearest) -> np.ndarray:
+    """(H, W) squared distance of each pixel to its nearest entry (no dithering)."""
+    points = space.reshape(-1, space.shape[2])
+    errors = np.empty(len(points), np.float32)
+    for start in range(0, len(points), _CHUNK):
+        chunk = points[start : start + _CHUNK]
+        errors[start : start + _CHUNK] = _squares(chunk - nearest.entries[nearest(chunk)])
+    return errors.reshape(space.shape[:2])
 
 
 def _exact_indices(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray | None:
-    """Each (N, C) pixel's palette index if every pixel is a palette entry, else None."""
-    keys, entry_keys = pack_keys(pixels), pack_keys(palette)
+    """Each (N, C) pixel's palette index if every pixel is a palette entry, else None
+    (known from a sample of the pixels for most images)."""
+    entry_keys = pack_keys(palette)
     order = np.argsort(entry_keys)
-    positions = np.searchsorted(entry_keys, keys, sorter=order).clip(max=len(order) - 1)
-    found = order[positions]
-    if not np.array_equal(entry_keys[found], keys):
+
+    def lookup(keys: np.ndarray) -> np.ndarray | None:
+        positions = np.searchsorted(entry_keys, keys, sorter=order).clip(max=len(order) - 1)
+        found = order[positions]
+        return found if np.array_equal(entry_keys[found], keys) else None
+
+    if lookup(pack_keys(pixels[:: max(1, len(pixels) // _EXACT_SAMPLE)])) is None:
         return None
-    return found.astype(index_dtype(len(palette)))
+    found = lookup(pack_keys(pixels))
+    return None if found is None else found.astype(index_dtype(len(palette)))
