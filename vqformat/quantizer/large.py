@@ -17,11 +17,14 @@ by 0.1-0.35 dB at k = 4096 and 65536, in a fraction of the time (tools/bench.py
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from .progress import report
+
+if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
 
 NEIGHBOURS = 6
 """Nearest clusters (by distance) among which each cluster's cheapest merge is sought:
@@ -83,6 +86,8 @@ def merge_pairs(points: np.ndarray, weights: np.ndarray, colors: int) -> np.ndar
     makes pairs that should be mutual look one-sided; when a round finds fewer pairs
     than it may merge, the next re-queries every list.
     """
+    from scipy.spatial import cKDTree  # imported when needed: every command imports this
+
     means, masses = points.astype(np.float64), weights.astype(np.float64)
     neighbours = np.empty((len(means), min(NEIGHBOURS + 1, len(means))), dtype=np.intp)
     live = np.arange(len(means))
@@ -157,6 +162,8 @@ def _mutual(
 
 def nearest(centres: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Index of the nearest centre of each point (exact k-d tree search)."""
+    from scipy.spatial import cKDTree
+
     return cKDTree(centres).query(points, workers=_WORKERS)[1]
 
 
