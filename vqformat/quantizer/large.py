@@ -7,11 +7,12 @@ pairwise-nearest-neighbour merging (Equitz's PNN, Ward's criterion), which start
 every distinct colour as a cluster of its own and merges, round by round, the pairs of
 clusters that are each other's cheapest merge among their nearest neighbours (a k-d
 tree query), until k clusters remain. Lloyd iterations with k-d tree assignment then
-polish the clusters' means. The palette of a large k keeps most colours of an image
-exact, which is what merging only the cheapest pairs gives; on scikit-learn's china.jpg
-and scikit-image's astronaut it beats k-means++ seeds per cluster of a coarse k-means
-by 0.1-0.35 dB at k = 4096 and 65536, in a fraction of the time (tools/bench.py
---large).
+polish the clusters' means. A large palette keeps most colours of an image exact,
+which is what merging only the cheapest pairs gives: on scikit-image's astronaut and
+scikit-learn's china.jpg it gives 0.12 and 0.04 dB more than k-means++ seeds per
+cluster of a coarse k-means at k = 4096, 0.28 and 0.37 dB more at 65536, in less time
+(tools/bench.py --only large). With many colours an entry (k = 1024 on a photo)
+merging is the weaker and slower of the two, and the k-means++ seeds stay.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ merging half gave 0.3 dB less at k = 65536 on the astronaut; early rounds are bo
 the mutual pairs anyway, so this shapes only the last rounds."""
 MERGE_RATIO = 32
 """Seeds come from merging pairs when there are at most this many distinct colours a
-palette entry: at k = 4096 on the astronaut (28 colours an entry) merging gives
-0.03 dB more than k-means++ per coarse cluster, at k = 1024 (110 an entry) 1.1 dB less.
-Merging is cheapest when few merges are needed, k-means++ when few seeds are."""
+palette entry: at k = 4096 on the astronaut (28 colours an entry) merging gave as much
+as k-means++ per coarse cluster from the exact colours (0.12 dB more from a histogram),
+at k = 1024 (110 an entry) 1.1 dB less. Merging is cheapest when few merges are
+needed, k-means++ when few seeds are."""
 COARSE_CLUSTERS = 64
 """Clusters of the first, small k-means whose members are seeded separately."""
 ALLOCATION_EXPONENT = 0.6
