@@ -17,6 +17,7 @@ against PSNR, medians over the colour photos).
     python tools/bench.py [--colors 16 64 256] [--repeats 3] [--plot rd.png]
     python tools/bench.py --only dither   # or alpha: that table alone
     python tools/bench.py --only dither --images-only --image a.png b.png  # other photos
+    python tools/bench.py --only large    # k = 1024..65536 against libimagequant
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import io
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -626,6 +628,111 @@ def draw_rd_plot(curves: dict[str, list[tuple[float, float]]], path: str) -> Non
     image.save(path)
 
 
+LARGE_COLORS = (1024, 4096, 65536)
+LARGE_PHOTOS = ("astronaut", "china")  # 0.26 and 0.27 MP
+KMEANS_LARGE_COLORS = (1024, 4096)
+
+
+def _timed(run: Callable[[], object], repeats: int) -> tuple[list[float], object]:
+    """Wall times of ``repeats`` runs and the last run's result."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def _cli_encode(path: Path, target: Path, *options: str) -> subprocess.CompletedProcess:
+    """The whole ``vqi encode`` command, file to file, as a user runs it."""
+    command = [sys.executable, "-m", "vqformat.cli", "encode", "-f", "-q", *options]
+    return subprocess.run([*command, str(path), "-o", str(target)], capture_output=True)
+
+
+def _times(times: list[float]) -> str:
+    return f"{statistics.median(times):7.2f} {max(times):6.2f}"
+
+
+def print_large_table(photos: dict[str, np.ndarray], repeats: int, skip_kmeans: bool) -> None:
+    """Large palettes against libimagequant at k = 256, per photo: the palette fit alone
+    and the whole ``vqi encode`` command (process start, PNG read, fit, write), their
+    ratios to libimagequant's quantization time (median over ``repeats``, measured
+    interleaved so that all see the same load; worst case beside), PSNR, and
+    scikit-learn's KMeans(k, n_init=1) on the weighted distinct colours at 1024 and
+    4096 (once: it is slow). Then
+    ``--min-psnr`` searches at k = 256: one that is reached and one that is missed."""
+    print("\n# large palettes (times: median and worst of the repeats, seconds)")
+    header = f"{'photo':<10}{'encoder':<28}{'median':>7} {'worst':>6} {'x liq':>7} {'PSNR':>7}"
+    print(header)
+    with tempfile.TemporaryDirectory() as folder:
+        for name, image in photos.items():
+            path = Path(folder, f"{name}.png")
+            Image.fromarray(image).save(path, compress_level=1)
+            _print_large_rows(name, image, path, Path(folder), repeats, skip_kmeans)
+
+
+def _print_large_rows(
+    name: str, image: np.ndarray, path: Path, folder: Path, repeats: int, skip_kmeans: bool
+) -> None:
+    pixels = image.reshape(-1, image.shape[-1])
+    runs: dict[str, Callable[[], object]] = {
+        "libimagequant k=256": lambda: encode_libimagequant(image, 256),
+    }
+    for colors in LARGE_COLORS:
+        runs[f"vqi fit k={colors}"] = lambda c=colors: palette_fitting.fit(pixels, c)
+        runs[f"vqi encode k={colors}"] = lambda c=colors: _cli_encode(
+            path, folder / f"k{c}.vqi", "-k", str(c)
+        )
+    for target_db in (30, 40):
+        runs[f"vqi encode --min-psnr {target_db}"] = lambda t=target_db: _cli_encode(
+            path, folder / f"psnr{t}.vqi", "-k", "256", "--min-psnr", str(t)
+        )
+    times: dict[str, list[float]] = {label: [] for label in runs}
+    results: dict[str, object] = {}
+    for _ in range(repeats):  # interleaved: every run sees the same load
+        for label, run in runs.items():
+            spent, results[label] = _timed(run, 1)
+            times[label] += spent
+    peer = statistics.median(times["libimagequant k=256"])
+    for label, spent in times.items():
+        quality = _large_psnr(image, pixels, results[label])
+        ratio = statistics.median(spent) / peer
+        print(f"{name:<10}{label:<28}{_times(spent)} {ratio:7.1f} {quality}")
+    if not skip_kmeans:
+        for colors in KMEANS_LARGE_COLORS:
+            spent, (decoded, _) = _timed(lambda c=colors: encode_kmeans_weighted(image, c), 1)
+            label = f"sklearn KMeans k={colors}"
+            print(
+                f"{name:<10}{label:<28}{_times(spent)} {spent[0] / peer:7.1f} "
+                f"{psnr(image, decoded):7.2f}"
+            )
+
+
+def _large_psnr(image: np.ndarray, pixels: np.ndarray, result: object) -> str:
+    """PSNR of a run's output: a fitted palette's, or the file the command wrote."""
+    if isinstance(result, tuple):
+        return f"{psnr(image, result[0]):7.2f}"
+    if isinstance(result, np.ndarray):
+        decoded = result[palette_fitting.assign(pixels, result)].reshape(image.shape)
+        return f"{psnr(image, decoded):7.2f}"
+    if result.returncode == 0:
+        return f"{psnr(image, vqformat.decode(Path(result.args[-1]).read_bytes())):7.2f}"
+    return f"exit {result.returncode}"
+
+
+def encode_kmeans_weighted(image: np.ndarray, colors: int) -> tuple[np.ndarray, int]:
+    """scikit-learn KMeans(k, n_init=1) on the distinct colours weighted by their
+    counts: the objective of k-means on all pixels, at a fraction of the time."""
+    from sklearn.cluster import KMeans
+
+    pixels = image.reshape(-1, image.shape[-1])
+    table = palette_fitting.color_table(pixels)
+    model = KMeans(colors, n_init=1, random_state=0)
+    model.fit(table.colors.astype(np.float32), sample_weight=table.counts)
+    palette = np.clip(np.rint(model.cluster_centers_), 0, 255).astype(np.uint8)
+    return palette[model.labels_[table.inverse]].reshape(image.shape), 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--colors", type=int, nargs="+", default=[16, 64, 256])
@@ -643,7 +750,9 @@ def main() -> None:
     )
     parser.add_argument("--plot", default="rd.png", help="rate-distortion plot (PNG)")
     parser.add_argument(
-        "--only", choices=("dither", "alpha"), help="run only the dithering or transparency table"
+        "--only",
+        choices=("dither", "alpha", "large"),
+        help="run only the dithering, transparency or large-palette table",
     )
     args = parser.parse_args()
 
@@ -654,6 +763,9 @@ def main() -> None:
         return print_dither_table(photos, args.colors)
     if args.only == "alpha":
         return print_alpha_table(transparent_images(photos), args.colors)
+    if args.only == "large":
+        large = {name: photos[name] for name in LARGE_PHOTOS if name in photos}
+        return print_large_table(large or photos, args.repeats, args.skip_kmeans)
     greys = grey_photos(photos, args.grey_image)
     encoders = available_encoders(args.skip_kmeans)
     print(f"photos: {', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in photos.items())}")

@@ -20,6 +20,7 @@ from .format.writing import Layout, StripIndices, write_to
 from .options import EncodeOptions
 from .quantizer import palette as palette_fitting
 from .quantizer.dither import diffuse
+from .quantizer.progress import Progress, report, reporting
 from .quantizer.streaming import ColorSet, ImageRows, StripAssigner, distinct_colors, sample_pixels
 
 FIT_PIXELS = 1 << 20
@@ -133,12 +134,19 @@ def _strip_indices(
     image: ImageRows, palette: np.ndarray, indices: np.ndarray | None
 ) -> StripIndices:
     """Where each strip's indices come from: the fit's own assignment when it covered
-    every pixel, else each strip mapped to the palette as it is read."""
+    every pixel, else each strip mapped to the palette as it is read (and reported:
+    an image over ``FIT_PIXELS`` takes long)."""
     if indices is not None:
         width = image.width
         return lambda first, rows: indices[first * width : (first + rows) * width]
     assign = StripAssigner(palette)
-    return lambda first, rows: assign(image.band(first, rows))
+
+    def mapped(first: int, rows: int) -> np.ndarray:
+        strip = assign(image.band(first, rows))
+        report("mapping the pixels", (first + rows) / image.height)
+        return strip
+
+    return mapped
 
 
 def _dithered_strips(image: ImageRows, palette: np.ndarray, strength: float) -> StripIndices:
@@ -168,7 +176,9 @@ def _write_plan(out: BinaryIO, layout: Layout, plan: _IndexPlan, options: Encode
     layout.write(out, plan.palette, plan.strip_indices, options.metadata())
 
 
-def encode(pixels: np.ndarray, colors: int = 256, **options: Any) -> bytes:
+def encode(
+    pixels: np.ndarray, colors: int = 256, *, progress: Progress | None = None, **options: Any
+) -> bytes:
     """Quantize a uint8 image to at most ``colors`` colours and return the .vqi bytes.
 
     ``pixels`` may be any array-like with ``shape``, ``dtype`` and row slicing, such as
@@ -185,29 +195,38 @@ def encode(pixels: np.ndarray, colors: int = 256, **options: Any) -> bytes:
     it, the best palette is used and a ``QualityWarning`` is issued (turn it into an
     error with ``warnings.simplefilter("error", vqformat.QualityWarning)``).
     ``icc_profile``, ``exif``, ``xmp`` (bytes) and ``text`` (a str -> str mapping) are
-    stored as metadata chunks.
+    stored as metadata chunks. ``progress(stage, fraction)``, if given, is called as the
+    slow parts advance (fitting a large palette, mapping an image over ``FIT_PIXELS``),
+    to show a progress bar; it is not called for quick encodes.
     """
-    return encode_with(pixels, _options(colors, options))
+    return encode_with(pixels, _options(colors, options), progress)
 
 
-def encode_with(pixels: Any, options: EncodeOptions) -> bytes:
+def encode_with(pixels: Any, options: EncodeOptions, progress: Progress | None = None) -> bytes:
     """``encode`` with its options already checked."""
-    layout, plan = _plan_file(pixels, options)
-    out = io.BytesIO()
-    _write_plan(out, layout, plan, options)
+    with reporting(progress):
+        layout, plan = _plan_file(pixels, options)
+        out = io.BytesIO()
+        _write_plan(out, layout, plan, options)
     return out.getvalue()
 
 
 def save(
-    file: str | os.PathLike | BinaryIO, pixels: Any, colors: int = 256, **options: Any
+    file: str | os.PathLike | BinaryIO,
+    pixels: Any,
+    colors: int = 256,
+    *,
+    progress: Progress | None = None,
+    **options: Any,
 ) -> None:
     """Encode ``pixels`` into a path or binary file (numpy.save's argument order).
 
     Takes ``encode``'s options. The file is written strip by strip as the image is
     mapped, so its bytes are never all in memory; the palette is fitted and every
     option checked before anything is written, and a path is replaced atomically, so
-    a failure leaves an existing file as it was.
+    a failure leaves an existing file as it was. ``progress`` is ``encode``'s.
     """
     checked = _options(colors, options)
-    layout, plan = _plan_file(pixels, checked)
-    write_to(file, lambda out: _write_plan(out, layout, plan, checked))
+    with reporting(progress):
+        layout, plan = _plan_file(pixels, checked)
+        write_to(file, lambda out: _write_plan(out, layout, plan, checked))

@@ -38,6 +38,7 @@ from ..format.metadata import MAX_TEXT_ENTRIES, profile_fits
 from ..options import EncodeOptions
 from ..pillow_plugin import image_metadata, metadata_save_keywords
 from ..pipeline import QualityWarning, encode_with
+from ..quantizer.progress import Progress
 
 STDIO = "-"
 
@@ -74,6 +75,7 @@ class EncodeJob(FileJob):
     skip_if_larger: bool = False
     strip: bool = False  # drop the input's colour profile, EXIF, XMP and text
     pixel_limit: bool = True  # Pillow's decompression-bomb limit
+    progress: bool = False  # a progress bar on stderr while the encoder reports progress
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -346,7 +348,8 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
         kept = {} if job.strip else _fitting_metadata(image, pixels)
     with failing_as(ExitStatus.INPUT, "encode"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QualityWarning)
-        data = encode_with(pixels, dataclasses.replace(job.options, **kept))
+        with progress_bar(job.progress) as progress:
+            data = encode_with(pixels, dataclasses.replace(job.options, **kept), progress)
     _check_quality(job.options, [w.message for w in caught if w.category is QualityWarning])
     info = vqformat.read_info(data)
     summary = (
@@ -358,6 +361,36 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     if job.skip_if_larger and len(data) >= input_bytes:
         skipped = f"skipped: {len(data):,} bytes is not smaller than the input's {input_bytes:,}"
     return Converted(lambda out: out.write(data), summary, skipped)
+
+
+@contextmanager
+def progress_bar(shown: bool) -> Iterator[Progress | None]:
+    """A progress callback drawing a bar on stderr, or None when not ``shown``. The
+    bar appears only when the encoder first reports (its slow parts) and is removed
+    at the end, so quick encodes print nothing more."""
+    if not shown:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bars: list[tqdm] = []
+
+    def progress(stage: str, fraction: float) -> None:
+        if not bars:
+            bar = tqdm(desc=stage, total=100, file=sys.stderr, leave=False, bar_format=_BAR_FORMAT)
+            bars.append(bar)
+        bar = bars[0]
+        bar.set_description_str(stage, refresh=False)
+        bar.update(round(100 * fraction) - bar.n)
+
+    try:
+        yield progress
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+_BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}"
 
 
 def _fitting_metadata(image: Image.Image, pixels: np.ndarray) -> dict:

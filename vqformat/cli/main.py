@@ -262,6 +262,9 @@ def run_encode(args: argparse.Namespace) -> int:
     targets = plan_targets(args.inputs, args.output, ".vqi")
     shared_palette = _read_palette_file(args.palette) if args.palette else None
     options = EncodeOptions.from_mapping({**vars(args), "palette": shared_palette})
+    # One file, encoded in this process: a bar of its progress (several files get a
+    # bar of files from the batch's reporter instead).
+    progress = len(args.inputs) == 1 and not args.quiet and not args.dask and sys.stderr.isatty()
     jobs = [
         EncodeJob(
             source=source,
@@ -271,6 +274,7 @@ def run_encode(args: argparse.Namespace) -> int:
             skip_if_larger=args.skip_if_larger,
             strip=args.strip,
             pixel_limit=args.pixel_limit,
+            progress=progress,
         )
         for source, target in zip(args.inputs, targets, strict=True)
     ]

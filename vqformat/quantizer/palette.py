@@ -44,6 +44,7 @@ _MINIBATCH_SIZE = 4096
 LARGE_PALETTE = 1024
 """From this many colours k-means runs with k-d tree assignment (``large``): scikit-learn's
 Lloyd costs N·k a step, which takes tens of seconds at k = 4096 on a photo."""
+_LARGE_BITS, _BINS_PER_ENTRY = 7, 8  # see _bins
 # Weight of the straight colour in the assignment space of images with alpha: it only
 # separates entries that look alike (at most 0.06 in squared distance, below rounding).
 _TIE_BREAK = 1 / 2048
@@ -152,8 +153,9 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
         return fit_exact_grey(table, colors, seed)
     exact = (table.colors.astype(np.float32), table.counts.astype(np.float64))
     if colors >= LARGE_PALETTE:
-        with _thread_pools().limit(limits=1):
-            return to_palette(fit_large_kmeans(*exact, colors, seed, _small_kmeans))
+        return to_palette(
+            fit_large_kmeans(*exact, colors, seed, _small_kmeans, _bins(table, colors))
+        )
     coarse = reduced_histogram(table, _COARSE_BITS)
     if len(coarse[0]) <= colors or len(exact[0]) <= _EXACT_FIT_PER_ENTRY * colors:
         # Too few bins to seed from, or few colours (graphics), which the bins would
@@ -173,9 +175,20 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     return to_palette(best)
 
 
+def _bins(table: ColorTable, colors: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The histogram a large palette's merging starts from: 7 bits a channel while
+    that leaves ``_BINS_PER_ENTRY`` bins an entry (k = 4096 on the astronaut: 0.13 dB
+    more than the exact colours and half the time; on china.jpg 0.04 dB less), else
+    none (the exact colours: 6 bits lost 0.16 dB on china.jpg)."""
+    histogram = reduced_histogram(table, _LARGE_BITS)
+    return histogram if len(histogram[0]) >= _BINS_PER_ENTRY * colors else None
+
+
 def _small_kmeans(points: np.ndarray, weights: np.ndarray, colors: int, seed: int) -> np.ndarray:
-    """One k-means++ start and Lloyd's iterations: the coarse split of large palettes."""
-    return _kmeans(points, weights, _seed(points, weights, colors, seed), 300, _TOLERANCE)[0]
+    """One k-means++ start and Lloyd's iterations: the coarse split of large palettes
+    (one thread, as for the small ones; only here is scikit-learn imported for them)."""
+    with _thread_pools().limit(limits=1):
+        return _kmeans(points, weights, _seed(points, weights, colors, seed), 300, _TOLERANCE)[0]
 
 
 def fit_minibatch(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
