@@ -98,11 +98,14 @@ def test_join_runs_inverts_split_runs_and_counts_the_literals(values):
 def test_join_runs_fills_runs_either_way(long_runs, values, block):
     """Runs are filled by ``repeat`` or by counts a block of positions at a time, chosen
     by their mean length; either way, a run that spans blocks or a block that starts a
-    run must come out as it went in."""
+    run must come out as it went in, and a wrong number of literals is rejected."""
     sequence = np.repeat(np.array(values, dtype=np.uint8), 1 + np.arange(len(values)) % 5)
     starts, literals = split_runs(sequence)
     with mock.patch.multiple(bands, FILL_BLOCK=block, LONG_RUNS=long_runs):
         assert np.array_equal(join_runs(starts, literals), sequence)
+        for wrong in (literals[:-1], np.append(literals, 0)):
+            with pytest.raises(VQIError, match="literals are given"):
+                join_runs(starts, wrong)
 
 
 def test_band_scan_order_on_a_small_strip():
