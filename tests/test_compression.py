@@ -6,6 +6,7 @@ import struct
 import tracemalloc
 import zlib
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 import vqformat
 from vqformat import VQIError
-from vqformat.format import bitpack
+from vqformat.format import bands, bitpack
 from vqformat.format.bands import (
     band_scan,
     band_unscan,
@@ -87,6 +88,22 @@ def test_join_runs_inverts_split_runs_and_counts_the_literals(values):
     assert np.array_equal(join_runs(starts, literals), sequence)
     for wrong in (literals[:-1], np.append(literals, 0)):
         if sequence.size:
+            with pytest.raises(VQIError, match="literals are given"):
+                join_runs(starts, wrong)
+
+
+@pytest.mark.parametrize("long_runs", [0, 1 << 30], ids=["repeat", "counts"])
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=200), st.integers(1, 9))
+def test_join_runs_fills_runs_either_way(long_runs, values, block):
+    """Runs are filled by ``repeat`` or by counts a block of positions at a time, chosen
+    by their mean length; either way, a run that spans blocks or a block that starts a
+    run must come out as it went in, and a wrong number of literals is rejected."""
+    sequence = np.repeat(np.array(values, dtype=np.uint8), 1 + np.arange(len(values)) % 5)
+    starts, literals = split_runs(sequence)
+    with mock.patch.multiple(bands, FILL_BLOCK=block, LONG_RUNS=long_runs):
+        assert np.array_equal(join_runs(starts, literals), sequence)
+        for wrong in (literals[:-1], np.append(literals, 0)):
             with pytest.raises(VQIError, match="literals are given"):
                 join_runs(starts, wrong)
 
