@@ -14,6 +14,8 @@ from PIL import Image
 
 SKLEARN_IMAGES = ("china.jpg", "flower.jpg")
 SKIMAGE_IMAGES = ("astronaut", "coffee", "chelsea", "rocket")
+HELD_OUT_PHOTOS = ("immunohistochemistry", "hubble_deep_field")
+"""scikit-image photos no palette or coder setting was chosen on, to check against."""
 
 
 def colour_photos(extra: Iterable[str] = ()) -> dict[str, np.ndarray]:

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from bench_images import HELD_OUT_PHOTOS, SKIMAGE_IMAGES
 from PIL import Image, ImageDraw
 
 import vqformat
@@ -104,14 +105,7 @@ def bench_images(extra: list[str]) -> dict[str, tuple[str, np.ndarray]]:
 
 
 _SKIMAGE = {
-    "photo": (
-        "astronaut",
-        "coffee",
-        "chelsea",
-        "rocket",
-        "immunohistochemistry",
-        "hubble_deep_field",
-    ),
+    "photo": (*SKIMAGE_IMAGES, *HELD_OUT_PHOTOS),
     "grey": ("camera", "brick", "grass"),
     "drawing": ("text", "page", "logo"),
 }

@@ -25,22 +25,13 @@ import numcodecs
 import numpy as np
 import skimage.data
 import zarr
+from bench_images import HELD_OUT_PHOTOS, SKIMAGE_IMAGES
 from sklearn.datasets import load_sample_image
 
 from vqformat.dataset import fit_palette
 from vqformat.zarr_codec import VQI, store_psnr
 
-OTHER_PHOTOS = (
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "immunohistochemistry",
-    "hubble_deep_field",
-    "cat",
-    "colorwheel",
-    "retina",
-)
+OTHER_PHOTOS = (*SKIMAGE_IMAGES, *HELD_OUT_PHOTOS, "cat", "colorwheel", "retina")
 
 
 def _scene_frames(image: np.ndarray, count: int, size: int) -> list[np.ndarray]:
