@@ -10,7 +10,8 @@ line's targets are one matrix product against the palette, on one BLAS thread
 (threads only cost at this size).
 
 The error is diffused selectively, as in libimagequant, with a dither map chosen
-for what tools/bench.py measures, SSIM and PSNR after a blur: busy areas take all
+for structure (SSIM) and for the error a viewer sees at a distance (PSNR after a
+blur): busy areas take all
 of it (their contrast hides the dither noise, and the error a blur keeps is largest
 there); smooth areas take a share that grows with the undithered error around them
 (where the nearest entries band the picture, dithering restores it; where they fit
