@@ -85,9 +85,34 @@ def test_large_images_dither_strip_by_strip(monkeypatch):
     pixels = gradient(height=64)
     data = vqformat.encode(pixels, 4, dither=True, strip_rows=16)
     decoded = vqformat.decode(data)
-    assert vqformat.read_info(data).strip_rows == 16  # four strips, each diffused alone
+    assert vqformat.read_info(data).strip_rows == 16  # four strips, diffused one by one
     plain = vqformat.decode(vqformat.encode(pixels, 4, strip_rows=16))
     assert blurred_mse(pixels, decoded) < blurred_mse(pixels, plain) / 2
+
+
+PRIMARIES = np.array([[0, 0, 0], [255, 255, 255], [200, 40, 40]], dtype=np.uint8)
+
+
+def test_carried_error_joins_strips_without_seams():
+    # one flat colour: the same dither map everywhere, so only the seams could differ
+    pixels = np.full((64, 37, 3), (90, 70, 60), np.uint8)
+    whole = diffuse(pixels, PRIMARIES)
+    carry = dither.carried_error(37, 3)
+    joined = [
+        diffuse(pixels[first : first + 16], PRIMARIES, 1.0, carry) for first in range(0, 64, 16)
+    ]
+    assert np.array_equal(np.vstack(joined), whole)
+    assert np.abs(carry).sum() > 0  # the last row passed its error on
+    fresh = [diffuse(pixels[first : first + 16], PRIMARIES) for first in range(0, 64, 16)]
+    assert not np.array_equal(np.vstack(fresh), whole)
+
+
+def test_large_images_carry_the_error_from_strip_to_strip(monkeypatch):
+    pixels = np.full((64, 37, 3), (90, 70, 60), np.uint8)
+    whole = vqformat.encode(pixels, palette=PRIMARIES, dither=True, strip_rows=16)
+    monkeypatch.setattr(pipeline, "FIT_PIXELS", 1024)
+    in_strips = vqformat.encode(pixels, palette=PRIMARIES, dither=True, strip_rows=16)
+    assert np.array_equal(vqformat.decode(in_strips), vqformat.decode(whole))
 
 
 def test_a_given_palette_can_be_dithered_onto():

@@ -19,7 +19,7 @@ from .errors import VQIError
 from .format.writing import Layout, StripIndices, write_to
 from .options import EncodeOptions
 from .quantizer import palette as palette_fitting
-from .quantizer.dither import diffuse
+from .quantizer.dither import carried_error, diffuse
 from .quantizer.progress import Progress, report, reporting
 from .quantizer.streaming import ColorSet, ImageRows, StripAssigner, distinct_colors, sample_pixels
 
@@ -150,17 +150,41 @@ def _strip_indices(
 
 
 def _dithered_strips(image: ImageRows, palette: np.ndarray, strength: float) -> StripIndices:
-    """Error diffusion over the whole image when it is at most ``FIT_PIXELS`` (no
-    seams), else strip by strip (the error restarts at each strip's first row)."""
-
-    def diffuse_rows(first: int, rows: int) -> np.ndarray:
-        band = image.band(first, rows).reshape(rows, image.width, -1)
-        return diffuse(band, palette, strength).ravel()
-
+    """Error diffusion over the whole image when it is at most ``FIT_PIXELS``, else
+    band by band (``_DitheredBands``)."""
+    bands = _DitheredBands(image, palette, strength)
     if image.pixel_count > FIT_PIXELS:
-        return diffuse_rows
-    indices = diffuse_rows(0, image.height)
-    return _strip_indices(image, palette, indices)
+        return bands
+    return _strip_indices(image, palette, bands(0, image.height))
+
+
+class _DitheredBands:
+    """Strips of an image diffused in bands of about ``FIT_PIXELS``, each band's last
+    row passing its error on to the next band's first: memory stays bounded, there are
+    no seams, and a numpy step covers as many pixels as in a whole image (one step a
+    line of the band: bands of one strip made a 3 MP photo twice as slow). Strips are
+    asked for in order; one out of order starts a band afresh."""
+
+    def __init__(self, image: ImageRows, palette: np.ndarray, strength: float) -> None:
+        self.image, self.palette, self.strength = image, palette, strength
+        self.carry = carried_error(image.width, image.channels)
+        self.band_rows = max(1, FIT_PIXELS // image.width)
+        self.first, self.indices = 0, np.empty((0, image.width), np.uint16)
+
+    def __call__(self, first: int, rows: int) -> np.ndarray:
+        if not self.first <= first <= first + rows <= self.first + len(self.indices):
+            self._diffuse(first, -(-self.band_rows // rows) * rows)  # whole strips
+        offset = first - self.first
+        return self.indices[offset : offset + rows].ravel()
+
+    def _diffuse(self, first: int, rows: int) -> None:
+        if first != self.first + len(self.indices):
+            self.carry[:] = 0
+        rows = min(rows, self.image.height - first)
+        pixels = self.image.band(first, rows).reshape(rows, self.image.width, -1)
+        self.first = first
+        self.indices = diffuse(pixels, self.palette, self.strength, self.carry)
+        report("mapping the pixels", (first + rows) / self.image.height)
 
 
 def _plan_file(pixels: Any, options: EncodeOptions) -> tuple[Layout, _IndexPlan]:

@@ -54,15 +54,27 @@ def check_strength(strength: object) -> float:
     return float(strength)
 
 
-def diffuse(pixels: np.ndarray, palette: np.ndarray, strength: float = 1.0) -> np.ndarray:
+def diffuse(
+    pixels: np.ndarray,
+    palette: np.ndarray,
+    strength: float = 1.0,
+    carry: np.ndarray | None = None,
+) -> np.ndarray:
     """(H, W) indices of (H, W, C) uint8 pixels onto a (k, C) palette, the error of each
     pixel spread to its neighbours, ``strength`` (0..1) of it at most. Pixels whose
-    colours are all palette entries have no error to diffuse and map exactly."""
+    colours are all palette entries have no error to diffuse and map exactly.
+
+    ``carry``, a (W, D) float32 array from ``carried_error``, joins the strips of a
+    larger image without seams: it holds the error waiting for the first row (the
+    previous strip's) and is overwritten with the error the last row passes on.
+    """
     from threadpoolctl import threadpool_limits
 
     height, width, channels = pixels.shape
     exact = _exact_indices(pixels.reshape(-1, channels), palette)
     if exact is not None:
+        if carry is not None:
+            carry[:] = 0
         return exact.reshape(height, width)
     space = _space(pixels.reshape(-1, channels)).reshape(height, width, -1)
     nearest = _Nearest(_space(palette))
@@ -72,7 +84,15 @@ def diffuse(pixels: np.ndarray, palette: np.ndarray, strength: float = 1.0) -> n
         gain = strength * _CARRIED * _dither_map(space, errors, typical)
         if has_alpha(channels):
             gain[pixels[..., -1] == 0] = 0  # invisible: nothing to diffuse, nothing taken
-        return _walk(space, gain, nearest, typical, _target_bounds(channels))
+        if carry is None:
+            carry = carried_error(width, channels)
+        return _walk(space, gain, nearest, typical, _target_bounds(channels), carry)
+
+
+def carried_error(width: int, channels: int) -> np.ndarray:
+    """No error waiting for the first row of a strip ``width`` pixels wide, as
+    ``diffuse`` takes it: the start of an image."""
+    return np.zeros((width, _space(np.zeros((1, channels), np.uint8)).shape[1]), np.float32)
 
 
 class _Nearest:
@@ -96,12 +116,15 @@ def _walk(
     nearest: _Nearest,
     typical: float,
     bounds: tuple[np.ndarray, np.ndarray],
+    carry: np.ndarray,
 ) -> np.ndarray:
     """Floyd-Steinberg over the lines x + 2y = t. With rows padded to W + 2 values, a
     line's pixels lie W apart in the flattened image. The error waiting for them is
     kept by line and row in a ring of four lines: the error of (y, x) on line t goes
     to line t + 1 at rows y and y + 1 and to lines t + 2 and t + 3 at row y + 1, all
-    contiguous slices (scattered writes across rows cost more than the arithmetic)."""
+    contiguous slices (scattered writes across rows cost more than the arithmetic).
+    Row H of the ring is the row below: pixel (H, x) is on line x + 2H, where its
+    waiting error is moved to ``carry``, which first gave row 0 its error."""
     height, width, dims = space.shape
     row = width + 2
     targets = _padded(space, row)
@@ -109,13 +132,17 @@ def _walk(
     ring = np.zeros((4, height + 1, dims), np.float32)
     found = np.zeros(height * row, dtype=index_dtype(len(nearest.entries)))
     negligible, largest = _NEGLIGIBLE * typical, max(_LARGEST * typical, _LARGEST_AT_LEAST)
-    for line in range(width + 2 * height - 2):
+    lines = width + 2 * height - 2
+    for line in range(lines):
         first = max(0, (line - width + 2) // 2)
         last = min(height - 1, line // 2) + 1
         start = line + 1 + first * width  # pixel (first, line - 2 first), padded
         here = slice(start, start + (last - first) * width, width)
         waiting = ring[line % 4]
+        if line < width:
+            waiting[0] += carry[line]
         incoming = waiting[first:last] * gains[here]
+        _pass_on(waiting, line, height, carry)
         waiting[:] = 0
         incoming[_squares(incoming) < negligible] = 0
         target = np.clip(targets[here] + incoming, *bounds)
@@ -126,7 +153,16 @@ def _walk(
         ring[(line + 1) % 4, first:last] += _RIGHT * residual
         for offset, share in _BELOW:
             ring[(line + offset) % 4, first + 1 : last + 1] += share * residual
+    for line in range(lines, lines + 2):  # the row below's last two pixels
+        _pass_on(ring[line % 4], line, height, carry)
     return found.reshape(height, row)[:, 1 : width + 1]
+
+
+def _pass_on(waiting: np.ndarray, line: int, height: int, carry: np.ndarray) -> None:
+    """Move the error waiting on ``line`` for the row below the strip into ``carry``."""
+    column = line - 2 * height
+    if 0 <= column < len(carry):
+        carry[column] = waiting[height]
 
 
 def _padded(values: np.ndarray, row: int) -> np.ndarray:
