@@ -219,10 +219,13 @@ def _trial_deflate(data: bytes) -> bytes:
     return zlib.compress(data, 3)
 
 
-def _final_deflate(data: bytes) -> bytes:
-    """libdeflate's strongest level: near-optimal parsing, standard zlib streams (any
-    inflater decodes them), 3% smaller than zlib level 9 and faster to write."""
-    return libdeflate.zlib_compress(data, 12)
+def _final_deflate(bits: int) -> Callable[[bytes], bytes]:
+    """libdeflate, whose streams are standard zlib (any inflater decodes them): level
+    12, near-optimal parsing, 3% smaller than zlib level 9 and faster to write; with
+    16-bit fields (over 256 colours), which hold twice the bytes, level 10, 2.5-3 times
+    faster there for 0.1-0.6% larger strips (k = 1024 and 4096 on three photos)."""
+    level = 10 if field_bits(bits) == 16 else 12
+    return lambda data: libdeflate.zlib_compress(data, level)
 
 
 class DeflateByteRuns(StripCodec):
@@ -252,7 +255,7 @@ class DeflateByteRuns(StripCodec):
         if len(heights) > 1:
             trial = lambda height: len(self.encode_bands(indices, bits, height, _trial_deflate))  # noqa: E731
             heights = (min(heights, key=trial),)
-        return self.encode_bands(indices, bits, heights[0], _final_deflate)
+        return self.encode_bands(indices, bits, heights[0], _final_deflate(bits))
 
     @staticmethod
     def encode_bands(
