@@ -266,6 +266,7 @@ def test_min_psnr_miss_warns_from_python():
     with pytest.warns(vqformat.QualityWarning) as caught:
         data = vqformat.encode(pixels, 4, min_psnr=40)
     assert caught[0].message.colors == 4 and caught[0].message.reached < 40
+    assert caught[0].filename == __file__  # the caller's line, not the codec's
     assert vqformat.read_info(data).colors == 4
     with warnings.catch_warnings():
         warnings.simplefilter("error")

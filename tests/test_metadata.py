@@ -263,6 +263,7 @@ def test_repeated_chunks_keep_the_first():
     with pytest.warns(vqformat.MetadataWarning) as caught:
         metadata = vqformat.read_metadata(data)
     assert len(caught) == 2
+    assert {warning.filename for warning in caught} == {__file__}  # the caller's line
     assert (metadata.exif, dict(metadata.text)) == (first, {"k": "one"})
 
 
@@ -498,3 +499,11 @@ def test_cli_encode_drops_only_what_a_vqi_file_cannot_hold(tmp_path):
     metadata = vqformat.read_metadata(tmp_path / "out.vqi")
     assert dict(metadata.text) == {"Author": "someone"}
     assert metadata.icc_profile == srgb_profile()
+
+
+def test_pillow_open_warns_at_the_callers_line(tmp_path):
+    path = tmp_path / "bad-text.vqi"
+    path.write_bytes(_file_with(chunk_bytes(b"iTXt", b"no separator")))
+    with pytest.warns(vqformat.MetadataWarning, match="no NUL") as caught:
+        Image.open(path).load()
+    assert caught[0].filename == __file__

@@ -1,4 +1,12 @@
-"""The one exception family the codec raises for bad files and bad arguments."""
+"""The one exception family the codec raises for bad files and bad arguments, and how
+its warnings reach the caller."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+_CALLERS_OF_THE_CODEC = ("vqformat", "PIL")  # Pillow calls the plugin for the user
 
 
 class VQIError(ValueError):
@@ -27,3 +35,17 @@ def check_integer(
         hint = f": {why}" if why else ""
         raise VQIError(f"{name} must be {allowed}, got {number}{hint}")
     return number
+
+
+def warn_caller(warning: Warning) -> None:
+    """Issue ``warning`` at the first line outside the codec (and Pillow), where the
+    user called it: a fixed stacklevel would name some module inside, which depends
+    on the route taken (Python 3.12's ``skip_file_prefixes`` does this by path)."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and _inside(frame.f_globals.get("__name__", "")):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(warning, stacklevel=level)
+
+
+def _inside(module: str) -> bool:
+    return module.partition(".")[0] in _CALLERS_OF_THE_CODEC

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import VQIError
+from .errors import VQIError, warn_caller
 from .format.writing import Layout, StripIndices, write_to
 from .options import EncodeOptions
 from .quantizer import palette as palette_fitting
@@ -45,8 +44,7 @@ def _warn_below_target(sample: np.ndarray, palette: np.ndarray, target: float) -
     """Tell the caller, through a QualityWarning, that the target was missed."""
     reached = palette_fitting.image_psnr(sample, palette[palette_fitting.assign(sample, palette)])
     if reached < target:
-        warning = QualityWarning(reached, target, len(palette))
-        warnings.warn(warning, stacklevel=2)
+        warn_caller(QualityWarning(reached, target, len(palette)))
 
 
 def _options(colors: int, keywords: dict[str, Any]) -> EncodeOptions:

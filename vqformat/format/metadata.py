@@ -8,14 +8,13 @@ repeated) is dropped with a ``MetadataWarning``: the pixels never depend on it.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ..errors import VQIError
+from ..errors import VQIError, warn_caller
 from .container import chunk_bytes
 
 ICCP = b"iCCP"
@@ -121,10 +120,8 @@ class MetadataParser:
         try:
             self._parse(chunk_type, data)
         except VQIError as error:
-            warnings.warn(
-                f"dropped {chunk_type.decode()} chunk at byte {at}: {error}",
-                MetadataWarning,
-                stacklevel=2,
+            warn_caller(
+                MetadataWarning(f"dropped {chunk_type.decode()} chunk at byte {at}: {error}")
             )
 
     def metadata(self) -> Metadata:
