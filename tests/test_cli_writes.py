@@ -188,6 +188,30 @@ def test_colour_key_transparency_is_kept(tmp_path, mode):
     assert np.array_equal(vqformat.decode(tmp_path / "key.vqi"), expected)
 
 
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".tif"])
+def test_animations_and_pages_need_a_frame_chosen(tmp_path, suffix):
+    frames = [Image.fromarray(np.full((6, 5, 3), 40 * i, np.uint8)) for i in range(4)]
+    path = tmp_path / f"frames{suffix}"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    refused = vqi("encode", path, "-o", tmp_path / "all.vqi")
+    assert refused.returncode == ExitStatus.INPUT
+    assert errors(refused) == [
+        f"vqi: {path}: cannot read: it holds 4 frames and a .vqi file one image: "
+        "choose one with --frame 0..3"
+    ]
+    assert not (tmp_path / "all.vqi").exists()
+    assert vqi("encode", "--frame", "2", path, "-o", tmp_path / "two.vqi").returncode == 0
+    assert np.all(vqformat.decode(tmp_path / "two.vqi") == 80)
+    missing = vqi("encode", "--frame", "4", path, "-o", tmp_path / "four.vqi")
+    assert missing.returncode == ExitStatus.INPUT and b"holds 4 frames" in missing.stderr
+    assert vqi("encode", "--frame", "-1", path).returncode == ExitStatus.USAGE
+    palette = vqi("fit-palette", "--frame", "3", "-k", "4", path, "-o", tmp_path / "p.vqi")
+    assert (
+        palette.returncode == 0
+        and b"--frame" in vqi("fit-palette", path, "-o", tmp_path / "q.vqi").stderr
+    )
+
+
 def test_32_bit_images_are_refused_and_16_bit_keep_the_top_8_bits(tmp_path):
     wide = tmp_path / "wide.tif"
     Image.fromarray(np.arange(0, 255000, 1000, dtype=np.int32).reshape(15, 17)).save(wide)

@@ -76,6 +76,7 @@ class EncodeJob(FileJob):
     strip: bool = False  # drop the input's colour profile, EXIF, XMP and text
     pixel_limit: bool = True  # Pillow's decompression-bomb limit
     progress: bool = False  # a progress bar on stderr while the encoder reports progress
+    frame: int | None = None  # of an animation or multi-page file, which needs one
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -283,11 +284,29 @@ def image_pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image if image.mode == mode else image.convert(mode))
 
 
-def read_pixels(source: str) -> np.ndarray:
-    """The pixels of one image file, as ``image_pixels`` gives them; raises JobFailure."""
+def choose_frame(image: Image.Image, frame: int | None) -> None:
+    """Seek to ``frame`` of an animation or multi-page file. Without one such a file is
+    refused: a .vqi file holds one image, and keeping the first alone would lose the
+    rest silently."""
+    frames = getattr(image, "n_frames", 1)
+    if frame is None and frames > 1:
+        raise ValueError(
+            f"it holds {frames} frames and a .vqi file one image: "
+            f"choose one with --frame 0..{frames - 1}"
+        )
+    if frame is not None:
+        if not 0 <= frame < frames:
+            raise ValueError(f"--frame {frame} does not exist: it holds {plural(frames, 'frame')}")
+        image.seek(frame)
+
+
+def read_pixels(source: str, frame: int | None = None) -> np.ndarray:
+    """The pixels of one image file (of its ``frame``, see ``choose_frame``), as
+    ``image_pixels`` gives them; raises JobFailure."""
     with failing_as(ExitStatus.INPUT, "read"):
         stream, _ = read_input(source)
         with stream, Image.open(stream) as image:
+            choose_frame(image, frame)
             return image_pixels(image)
 
 
@@ -344,6 +363,7 @@ def _encode(job: EncodeJob, stream: BinaryIO, input_bytes: int) -> Converted:
     if not job.pixel_limit:
         Image.MAX_IMAGE_PIXELS = None
     with failing_as(ExitStatus.INPUT, "read"), Image.open(stream) as image:
+        choose_frame(image, job.frame)
         pixels = image_pixels(image)
         kept = {} if job.strip else _fitting_metadata(image, pixels)
     with failing_as(ExitStatus.INPUT, "encode"), warnings.catch_warnings(record=True) as caught:

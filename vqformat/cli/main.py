@@ -109,6 +109,13 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
+def _frame_number(text: str) -> int:
+    number = _integer(text)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"frames count from 0, got {number}")
+    return number
+
+
 def _checked_option(name: str, convert: Callable[[str], object]) -> Callable[[str], object]:
     """An argparse type that converts a flag's text and checks it as ``EncodeOptions`` does."""
 
@@ -250,11 +257,22 @@ def add_encode(subparsers: argparse._SubParsersAction) -> None:
         help="encode images over Pillow's decompression-bomb limit (about 179 megapixels); "
         "only for inputs you trust",
     )
+    add_frame_option(parser)
     parser.add_argument(
         "--palette",
         metavar="FILE",
         help="encode every image with this palette file (from vqi fit-palette) instead of "
         "fitting one; -k and --method are then unused",
+    )
+
+
+def add_frame_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--frame",
+        type=_frame_number,
+        metavar="N",
+        help="read frame N (from 0) of animations and multi-page files, which are refused "
+        "without it: a .vqi file holds one image",
     )
 
 
@@ -275,6 +293,7 @@ def run_encode(args: argparse.Namespace) -> int:
             strip=args.strip,
             pixel_limit=args.pixel_limit,
             progress=progress,
+            frame=args.frame,
         )
         for source, target in zip(args.inputs, targets, strict=True)
     ]
@@ -381,6 +400,7 @@ def add_fit_palette(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output", required=True, metavar="PALETTE", help="the palette file to write"
     )
     add_encode_option(parser, "colors")
+    add_frame_option(parser)
     parser.add_argument("-f", "--force", action="store_true", help="overwrite the output file")
     parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
@@ -397,7 +417,7 @@ def run_fit_palette(args: argparse.Namespace) -> int:
                 os.makedirs(folder, exist_ok=True)
         check_output(args.output, args.force)
         with failing_as(ExitStatus.INPUT, "fit a palette"):
-            fitted = dataset.fit_palette(_named_pixels(args.inputs), args.colors)
+            fitted = dataset.fit_palette(_named_pixels(args.inputs, args.frame), args.colors)
         with writing(args.output):
             write_output(args.output, lambda out: dataset.write_palette(out, fitted), args.force)
     except JobFailure as failure:
@@ -412,11 +432,11 @@ def run_fit_palette(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
-def _named_pixels(sources: Sequence[str]) -> Iterator[np.ndarray]:
+def _named_pixels(sources: Sequence[str], frame: int | None) -> Iterator[np.ndarray]:
     """Each image's pixels in turn; a failure names its file."""
     for source in sources:
         try:
-            yield read_pixels(source)
+            yield read_pixels(source, frame)
         except JobFailure as failure:
             raise JobFailure(failure.status, f"{source}: {failure}") from failure
 
