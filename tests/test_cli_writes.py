@@ -399,3 +399,13 @@ def test_images_over_the_pixel_limit_need_the_flag(tmp_path):
     assert not big.with_suffix(".vqi").exists()
     assert vqi("encode", big, "-k", "2", "--no-pixel-limit").returncode == 0
     assert vqformat.read_info(big.with_suffix(".vqi")).width == 15000
+
+
+def test_empty_standard_input_and_empty_names_are_named(tmp_path):
+    empty = vqi("encode", "-", "-o", tmp_path / "e.vqi")
+    assert empty.returncode == ExitStatus.INPUT
+    assert errors(empty) == ["vqi: stdin: cannot read: standard input is empty"]
+    for args in (("encode", "x.png", "-o", ""), ("encode", ""), ("decode", "x.vqi", "-o", "")):
+        result = vqi(*args, cwd=tmp_path)
+        assert result.returncode == ExitStatus.USAGE
+        assert errors(result) == ["vqi: an empty file name names no file"]

@@ -71,6 +71,8 @@ def plan_targets(sources: Sequence[str], output: str | None, suffix: str) -> lis
     """
     if STDIO in sources and len(sources) > 1:
         raise UsageError("'-' (standard input) cannot be combined with other inputs")
+    if output == "" or "" in sources:
+        raise UsageError("an empty file name names no file")
     folder = output_folder(sources, output)
     targets = [_target(source, output, folder, suffix) for source in sources]
     _check_distinct(sources, targets)

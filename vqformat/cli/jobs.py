@@ -198,6 +198,8 @@ def read_input(source: str) -> tuple[BinaryIO, int]:
         if sys.stdin.isatty():
             raise ValueError("standard input is a terminal, not image data")
         data = sys.stdin.buffer.read()
+        if not data:
+            raise ValueError("standard input is empty")
         return io.BytesIO(data), len(data)
     stream = open(source, "rb")  # noqa: SIM115 - closed by the caller
     return stream, os.fstat(stream.fileno()).st_size
