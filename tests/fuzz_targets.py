@@ -105,6 +105,7 @@ def pillow_load(data: bytes) -> np.ndarray | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", vqformat.MetadataWarning)  # documented, allowed
             with Image.open(io.BytesIO(data), formats=[fmt]) as image:
                 image.load()
                 if image.mode == "P":  # the pixels the indices stand for, as decode gives
