@@ -126,7 +126,7 @@ def raster_order_reference(pixels: np.ndarray, palette: np.ndarray, strength: fl
     height, width, channels = pixels.shape
     space = dither._space(pixels.reshape(-1, channels)).reshape(height, width, -1)
     entries = dither._space(palette).astype(np.float64)
-    errors = dither._squared_errors(space, dither._Nearest(entries))
+    errors = dither._squared_errors(space, dither.NearestEntry(entries))
     typical = float(errors.mean())
     gain = strength * dither._CARRIED * dither._dither_map(space, errors, typical)
     largest = max(dither._LARGEST * typical, dither._LARGEST_AT_LEAST)

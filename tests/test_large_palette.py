@@ -55,7 +55,7 @@ def _psnr(pixels: np.ndarray, palette: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("merging", [True, False])
-def test_large_palettes_are_as_good_as_scikit_learns_kmeans(monkeypatch, merging):
+def test_large_palettes_are_as_good_as_the_ordinary_kmeans(monkeypatch, merging):
     pixels = _noisy_image()
     table = palette_fitting.color_table(pixels.reshape(-1, 3))
     assert (len(table.colors) <= large.MERGE_RATIO * 1024) is True

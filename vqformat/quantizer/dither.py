@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import VQIError
+from .kmeans import NearestEntry
 from .palette import has_alpha, index_dtype, pack_keys, seen
 
 _RIGHT = 7 / 16  # Floyd-Steinberg's share for (y, x+1)
@@ -77,7 +78,7 @@ def diffuse(
             carry[:] = 0
         return exact.reshape(height, width)
     space = _space(pixels.reshape(-1, channels)).reshape(height, width, -1)
-    nearest = _Nearest(_space(palette))
+    nearest = NearestEntry(_space(palette))
     with threadpool_limits(limits=1, user_api="blas"):
         errors = _squared_errors(space, nearest)
         typical = float(errors.mean())
@@ -95,25 +96,10 @@ def carried_error(width: int, channels: int) -> np.ndarray:
     return np.zeros((width, _space(np.zeros((1, channels), np.uint8)).shape[1]), np.float32)
 
 
-class _Nearest:
-    """Index of the nearest entry of each (N, D) float32 point: the squared distance
-    less the point's own norm, |e|^2 - 2 p.e, is one matrix product."""
-
-    def __init__(self, entries: np.ndarray) -> None:
-        self.entries = entries.astype(np.float32)
-        self.norms = np.einsum("ij,ij->i", self.entries, self.entries)
-        self.scaled = -2 * self.entries.T
-
-    def __call__(self, points: np.ndarray) -> np.ndarray:
-        distances = points @ self.scaled
-        distances += self.norms
-        return distances.argmin(axis=1)
-
-
 def _walk(
     space: np.ndarray,
     gain: np.ndarray,
-    nearest: _Nearest,
+    nearest: NearestEntry,
     typical: float,
     bounds: tuple[np.ndarray, np.ndarray],
     carry: np.ndarray,
@@ -211,7 +197,7 @@ def _dither_map(space: np.ndarray, errors: np.ndarray, typical: float) -> np.nda
     return (floor + (1 - floor) * busy / (1 + busy)).astype(np.float32)
 
 
-def _squared_errors(space: np.ndarray, nearest: _Nearest) -> np.ndarray:
+def _squared_errors(space: np.ndarray, nearest: NearestEntry) -> np.ndarray:
     """(H, W) squared distance of each pixel to its nearest entry (no dithering)."""
     points = space.reshape(-1, space.shape[2])
     errors = np.empty(len(points), np.float32)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import kmeans
 from .progress import report
 
 if TYPE_CHECKING:
@@ -226,8 +227,6 @@ def _seeds_per_cluster(
     seed: int,
 ) -> np.ndarray:
     """``colors`` seeds: k-means++ inside each coarse cluster, as many as its share."""
-    from sklearn.cluster import kmeans_plusplus
-
     members = np.bincount(labels, minlength=len(coarse))
     difference = points - coarse[labels]
     errors = np.bincount(
@@ -245,13 +244,9 @@ def _seeds_per_cluster(
         if shares[cluster] == len(chosen):
             seeds.append(points[chosen])
             continue
-        found, _ = kmeans_plusplus(
-            points[chosen],
-            int(shares[cluster]),
-            sample_weight=weights[chosen],
-            random_state=seed + int(cluster),
+        seeds.append(
+            kmeans.seeds(points[chosen], weights[chosen], int(shares[cluster]), seed + int(cluster))
         )
-        seeds.append(found)
     return np.concatenate(seeds)
 
 

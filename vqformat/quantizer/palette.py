@@ -1,6 +1,6 @@
 """Palette fitting and index assignment: pixels -> palette + indices.
 
-Colour images are fitted by k-means (scikit-learn) on the image's distinct colours
+Colour images are fitted by k-means (``kmeans``, numpy) on the image's distinct colours
 weighted by their pixel counts, the same objective as k-means on all pixels at a
 fraction of the cost. To converge quickly the fit runs coarse to fine: greedy
 k-means++ seeds and Lloyd iterations on a histogram reduced to 6 bits a channel
@@ -27,7 +27,7 @@ from functools import cache
 import numpy as np
 
 from ..errors import VQIError
-from . import grey
+from . import grey, kmeans
 from .large import fit_large_kmeans
 
 _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
@@ -39,11 +39,14 @@ _COARSE_BITS = 6
 # (tools/bench.py --only rgba).
 _EXACT_FIT_PER_ENTRY = 16
 _TABLE_OFFSET, _TABLE_SCALE = 127.5, 2 / 3  # see _to_table
-_TOLERANCE = 1e-3  # scikit-learn's relative tolerance, for the coarse and the exact stage
+# Lloyd stops when an iteration lowers the error by less than this fraction, in the coarse
+# and the exact stage: on the bench photos 1e-3 gave 0.01-0.04 dB less than scikit-learn's
+# KMeans (tol 1e-3 on centre moves), 3e-4 as much or more, 1e-4 0.01 dB more for twice the time.
+_TOLERANCE = 3e-4
 _MINIBATCH_SIZE = 4096
 LARGE_PALETTE = 1024
-"""From this many colours k-means runs with k-d tree assignment (``large``): scikit-learn's
-Lloyd costs N·k a step, which takes tens of seconds at k = 4096 on a photo."""
+"""From this many colours k-means runs with k-d tree assignment (``large``): Lloyd by
+distances to every centre costs N·k a step, tens of seconds at k = 4096 on a photo."""
 _LARGE_BITS, _BINS_PER_ENTRY = 7, 8  # see _bins
 # Weight of the straight colour in the assignment space of images with alpha: it only
 # separates entries that look alike (at most 0.06 in squared distance, below rounding).
@@ -122,26 +125,12 @@ def _thread_pools():
     return ThreadpoolController()
 
 
-def _kmeans(
-    points: np.ndarray, weights: np.ndarray, init: np.ndarray, max_iter: int, tol: float
-) -> tuple[np.ndarray, float]:
-    """Weighted Lloyd iterations from ``init``: (centres, inertia)."""
-    from sklearn.cluster import KMeans
+def _one_thread():
+    """One BLAS thread for the k-means products: these problems are small and threads
+    only contend (measured slower on a loaded two-core machine even for k = 256)."""
+    from threadpoolctl import threadpool_limits
 
-    model = KMeans(len(init), init=init, n_init=1, max_iter=max_iter, tol=tol)
-    model.fit(points, sample_weight=weights)
-    return model.cluster_centers_, model.inertia_
-
-
-def _seed(points: np.ndarray, weights: np.ndarray, colors: int, seed: int) -> np.ndarray:
-    """Greedy k-means++ centres, computed in float64, where scikit-learn's distance
-    code needs no upcasting (twice as fast as float32 here)."""
-    from sklearn.cluster import kmeans_plusplus
-
-    init, _ = kmeans_plusplus(
-        points.astype(np.float64), colors, sample_weight=weights, random_state=seed
-    )
-    return init.astype(np.float32)
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
@@ -162,16 +151,14 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
         # lump together while the exact fit costs little: fit the exact colours.
         coarse = exact
     best, least_error = exact[0][:0], np.inf
-    # One OpenMP/BLAS thread: these problems are small and threads only contend here
-    # (measured slower on a loaded two-core machine even for k = 256).
-    with _thread_pools().limit(limits=1):
+    with _one_thread():
         for start in range(_restarts(colors)):
-            init = _seed(*coarse, colors, seed + start)
-            centers, error = _kmeans(*coarse, init, 300, _TOLERANCE)
+            init = kmeans.seeds(*coarse, colors, seed + start)
+            centers, error = kmeans.lloyd(*coarse, init, _TOLERANCE)
             if error < least_error:
                 best, least_error = centers, error
         if coarse is not exact:
-            best, _ = _kmeans(*exact, best, 300, _TOLERANCE)
+            best, _ = kmeans.lloyd(*exact, best, _TOLERANCE)
     return to_palette(best)
 
 
@@ -185,10 +172,11 @@ def _bins(table: ColorTable, colors: int) -> tuple[np.ndarray, np.ndarray] | Non
 
 
 def _small_kmeans(points: np.ndarray, weights: np.ndarray, colors: int, seed: int) -> np.ndarray:
-    """One k-means++ start and Lloyd's iterations: the coarse split of large palettes
-    (one thread, as for the small ones; only here is scikit-learn imported for them)."""
-    with _thread_pools().limit(limits=1):
-        return _kmeans(points, weights, _seed(points, weights, colors, seed), 300, _TOLERANCE)[0]
+    """One k-means++ start and Lloyd's iterations: the coarse split of large palettes."""
+    with _one_thread():
+        return kmeans.lloyd(
+            points, weights, kmeans.seeds(points, weights, colors, seed), _TOLERANCE
+        )[0]
 
 
 def fit_minibatch(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
