@@ -22,6 +22,7 @@ from .quantizer import palette as palette_fitting
 from .quantizer.dither import diffuse
 from .quantizer.progress import Progress, report, reporting
 from .quantizer.streaming import ColorSet, ImageRows, StripAssigner, distinct_colors, sample_pixels
+from .quantizer.weights import smoothness_weights
 
 FIT_PIXELS = 1 << 20
 """The palette is fitted on at most this many pixels: all of an image that has no more,
@@ -30,6 +31,9 @@ colours it sees, so this bounds the encoder's memory whatever the image size (ab
 130 MB at worst, a megapixel of pure noise); pixels are then mapped to the palette a
 strip at a time. Photos up to a megapixel are fitted on every pixel: sampling a
 0.27 MP photo cost about 0.05 dB at 256 colours (tools/bench_large.py)."""
+
+
+_RGB = 3  # channels of the images whose fit is weighted: grey is fitted exactly, alpha as seen
 
 
 class QualityWarning(UserWarning):
@@ -89,18 +93,22 @@ def _fit(
 
     When a sample shows few colours the image is scanned (band by band, stopping
     early) so that an image of at most ``colors`` colours keeps them all exactly.
+    Colour (RGB) pixels are weighted by their neighbourhood's smoothness
+    (``smoothness_weights``; a sample's weights are those of its pixels in the image).
     """
     colors, fit_options = options.colors, options.fit_options()
-    sample = sample_pixels(image, FIT_PIXELS, options.seed)
+    weigh = smoothness_weights if image.channels == _RGB else None
+    sample, weights = sample_pixels(image, FIT_PIXELS, options.seed, weigh)
     sampled = len(sample) < image.pixel_count
     if sampled and options.min_psnr is None and ColorSet(image.channels, colors).add(sample):
         exact = distinct_colors(image, colors)
         if exact is not None:
             return exact, None
     if assign and not sampled:
-        palette, indices = palette_fitting.quantize(sample, colors, **fit_options)
+        palette, indices = palette_fitting.quantize(sample, colors, weights=weights, **fit_options)
     else:
-        palette, indices = palette_fitting.fit(sample, colors, **fit_options), None
+        palette = palette_fitting.fit(sample, colors, weights=weights, **fit_options)
+        indices = None
     if options.min_psnr is not None:
         _warn_below_target(sample, palette, options.min_psnr)
     return palette, indices
