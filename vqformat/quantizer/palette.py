@@ -159,8 +159,9 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     """k-means, coarse to fine: seed and converge on a coarse histogram, then continue
     on the exact colours (the start is close, so few iterations). Several starts run
     through the cheap coarse stage; only the one with the least error there is
-    refined. The table's weights, if any, weigh the coarse histogram: they choose
-    where entries go (smooth areas), the exact stage fits the true counts."""
+    refined. The table's weights, if any, weigh the histogram the starts run on: they
+    choose where entries go (smooth areas); the chosen start then converges on the
+    counts, coarse (most of the way back, cheaply) and exact."""
     if table.colors.shape[1] == 1:
         return fit_exact_grey(table, colors, seed)
     exact = (table.colors.astype(np.float32), table.counts.astype(np.float64))
@@ -168,22 +169,26 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
         return to_palette(
             fit_large_kmeans(*exact, colors, seed, _small_kmeans, _bins(table, colors))
         )
-    coarse = reduced_histogram(table, _COARSE_BITS, table.weights)
+    coarse = reduced_histogram(table, _COARSE_BITS)
     if len(coarse[0]) <= colors or len(exact[0]) <= _EXACT_FIT_PER_ENTRY * colors:
         # Too few bins to seed from, or few colours (graphics), which the bins would
         # lump together while the exact fit costs little: fit the exact colours.
         coarse = exact
+    starts_on = coarse
+    if coarse is not exact and table.weights is not None:
+        starts_on = reduced_histogram(table, _COARSE_BITS, table.weights)
     best, least_error = exact[0][:0], np.inf
     # One OpenMP/BLAS thread: these problems are small and threads only contend here
     # (measured slower on a loaded two-core machine even for k = 256).
     with _thread_pools().limit(limits=1):
         for start in range(_restarts(colors)):
-            init = _seed(*coarse, colors, seed + start)
-            centers, error = _kmeans(*coarse, init, 300, _TOLERANCE)
+            init = _seed(*starts_on, colors, seed + start)
+            centers, error = _kmeans(*starts_on, init, 300, _TOLERANCE)
             if error < least_error:
                 best, least_error = centers, error
-        if coarse is not exact:
-            best, _ = _kmeans(*exact, best, 300, _TOLERANCE)
+        for refined in (coarse, exact):
+            if refined is not starts_on:
+                best, _ = _kmeans(*refined, best, 300, _TOLERANCE)
     return to_palette(best)
 
 

@@ -5,8 +5,8 @@ in a busy one the local contrast masks it; SSIM scores the same way, its loss fr
 error of variance e being about e / (2 var + C2) for an area of local variance var.
 So a pixel weighs 1 / (1 + var / CONTRAST**2), var the mean over the channels of the
 variance in its 3x3 neighbourhood: 1 in flat areas, 1/2 where the local standard
-deviation is ``CONTRAST``. Only the coarse stage of the k-means fit uses the weights
-(``palette.fit_kmeans``); the exact stage then refines on the true counts, which keeps
+deviation is ``CONTRAST``. Only the starts of the k-means fit use the weights
+(``palette.fit_kmeans``); the chosen one then converges on the true counts, which keeps
 most of the PSNR.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 CONTRAST = 16.0
 """Local standard deviation (0..255 scale) at which a pixel weighs half as much. Chosen
 on tools/bench.py's six photos (medians, means over seeds 0-2): against the unweighted
-fit, +0.0011, +0.0017 and +0.0007 SSIM at k = 16, 64 and 256 for -0.04, -0.01 and
+fit, +0.0013, +0.0018 and +0.0007 SSIM at k = 16, 64 and 256 for -0.04, -0.01 and
 -0.07 dB. 5x5 and 7x7 windows and CONTRAST from 8 to 32 traded SSIM for PSNR about
 alike; weighting the exact stage too cost 0.1-0.35 dB more. The gain comes from where
 the k-means++ seeds fall: weighting the coarse Lloyd iterations alone gained little."""
