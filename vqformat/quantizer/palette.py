@@ -12,8 +12,8 @@ and refine only the best.
 (KBinsDiscretizer's strategies, a grid of per-channel levels). Assignment is an exact
 nearest-neighbour search (k-d tree) over the distinct colours, spread to the pixels
 through the colour table. Pixel weights, if given (``weights``: less in busy areas),
-weigh the coarse histogram, so that more entries serve the smooth areas, where error
-shows; the exact stage still fits the true counts.
+weigh the coarse histogram the starts run on, so that more entries serve the smooth
+areas, where error shows; the chosen start then converges on the true counts.
 Colours with alpha (LA, RGBA) are fitted and assigned as a viewer sees them (``seen``:
 the error of the image composited over black and over white), so invisible colour
 differences cost nothing; all fully transparent pixels share one entry, (0, ..., 0).
@@ -63,7 +63,7 @@ class ColorTable:
     colors: np.ndarray  # (n, C) uint8
     counts: np.ndarray  # (n,) int64
     inverse: np.ndarray  # (pixels,) index into colors
-    weights: np.ndarray | None = None  # (n,) float64, for the coarse fit; None: the counts
+    weights: np.ndarray | None = None  # (n,) float64, for the fit's starts; None: the counts
 
 
 def pack_keys(pixels: np.ndarray, bits: int = 8) -> np.ndarray:
