@@ -56,7 +56,7 @@ def _samples(images: Iterable[Any], count: int, seed: int) -> Iterator[np.ndarra
                 f"image {number + 1} has {image.channels} channels but image 1 has "
                 f"{channels}: convert the collection to one mode first"
             )
-        sample = sample_pixels(image, count, (seed, number))
+        sample, _ = sample_pixels(image, count, (seed, number))
         yield np.random.default_rng((seed, number)).permutation(sample)
 
 

@@ -21,6 +21,7 @@ from .quantizer import palette as palette_fitting
 from .quantizer.dither import carried_error, diffuse
 from .quantizer.progress import Progress, report, reporting
 from .quantizer.streaming import ColorSet, ImageRows, StripAssigner, distinct_colors, sample_pixels
+from .quantizer.weights import smoothness_weights
 
 FIT_PIXELS = 1 << 20
 """The palette is fitted on at most this many pixels: all of an image that has no more,
@@ -87,21 +88,35 @@ def _fit(
 
     When a sample shows few colours the image is scanned (band by band, stopping
     early) so that an image of at most ``colors`` colours keeps them all exactly.
+    Colour (RGB) pixels are weighted by their neighbourhood's smoothness
+    (``smoothness_weights``; a sample's weights are those of its pixels in the image).
     """
     colors, fit_options = options.colors, options.fit_options()
-    sample = sample_pixels(image, FIT_PIXELS, options.seed)
+    weigh = smoothness_weights if _weighs_pixels(image, options) else None
+    sample, weights = sample_pixels(image, FIT_PIXELS, options.seed, weigh)
     sampled = len(sample) < image.pixel_count
     if sampled and options.min_psnr is None and ColorSet(image.channels, colors).add(sample):
         exact = distinct_colors(image, colors)
         if exact is not None:
             return exact, None
     if assign and not sampled:
-        palette, indices = palette_fitting.quantize(sample, colors, **fit_options)
+        palette, indices = palette_fitting.quantize(sample, colors, weights=weights, **fit_options)
     else:
-        palette, indices = palette_fitting.fit(sample, colors, **fit_options), None
+        palette = palette_fitting.fit(sample, colors, weights=weights, **fit_options)
+        indices = None
     if options.min_psnr is not None:
         _warn_below_target(sample, palette, options.min_psnr)
     return palette, indices
+
+
+def _weighs_pixels(image: ImageRows, options: EncodeOptions) -> bool:
+    """Whether the fit uses smoothness weights: only k-means below ``LARGE_PALETTE``
+    colours, on RGB (grey is fitted exactly, alpha as seen, large palettes by merging)."""
+    return (
+        image.channels == 3
+        and options.method == "kmeans"
+        and options.colors < palette_fitting.LARGE_PALETTE
+    )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ and refine only the best.
 ``minibatch`` (bounded time on huge colour sets), ``uniform`` and ``quantile``
 (KBinsDiscretizer's strategies, a grid of per-channel levels). Assignment is an exact
 nearest-neighbour search (k-d tree) over the distinct colours, spread to the pixels
-through the colour table.
+through the colour table. Pixel weights, if given (``weights``: less in busy areas),
+weigh the coarse histogram the starts run on, so that more entries serve the smooth
+areas, where error shows; the chosen start then converges on the true counts.
 Colours with alpha (LA, RGBA) are fitted and assigned as a viewer sees them (``seen``:
 the error of the image composited over black and over white), so invisible colour
 differences cost nothing; all fully transparent pixels share one entry, (0, ..., 0).
@@ -21,7 +23,7 @@ Opaque RGBA is fitted as its colour channels.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -58,11 +60,13 @@ Fitter = Callable[["ColorTable", int, int], np.ndarray]
 
 @dataclass(frozen=True)
 class ColorTable:
-    """The distinct colours of an image, their pixel counts, and each pixel's colour number."""
+    """The distinct colours of an image, their pixel counts, and each pixel's colour number;
+    optionally the fit weights of their pixels, summed (``weights.smoothness_weights``)."""
 
     colors: np.ndarray  # (n, C) uint8
     counts: np.ndarray  # (n,) int64
     inverse: np.ndarray  # (pixels,) index into colors
+    weights: np.ndarray | None = None  # (n,) float64, for the fit's starts; None: the counts
 
 
 def pack_keys(pixels: np.ndarray, bits: int = 8) -> np.ndarray:
@@ -76,13 +80,16 @@ def pack_keys(pixels: np.ndarray, bits: int = 8) -> np.ndarray:
     return keys
 
 
-def color_table(pixels: np.ndarray) -> ColorTable:
-    """Distinct colours of an (N, C) uint8 array, found by sorting packed 32-bit keys."""
+def color_table(pixels: np.ndarray, weights: np.ndarray | None = None) -> ColorTable:
+    """Distinct colours of an (N, C) uint8 array, found by sorting packed 32-bit keys,
+    with the (N,) pixel ``weights``, if given, summed per colour."""
     channels = pixels.shape[1]
     unique_keys, inverse, counts = np.unique(
         pack_keys(pixels), return_inverse=True, return_counts=True
     )
-    return ColorTable(unpack_keys(unique_keys, channels), counts, inverse.ravel())
+    inverse = inverse.ravel()
+    summed = None if weights is None else np.bincount(inverse, weights, len(unique_keys))
+    return ColorTable(unpack_keys(unique_keys, channels), counts, inverse, summed)
 
 
 def unpack_keys(keys: np.ndarray, channels: int) -> np.ndarray:
@@ -91,16 +98,20 @@ def unpack_keys(keys: np.ndarray, channels: int) -> np.ndarray:
     return ((keys[:, None] >> shifts) & np.uint32(0xFF)).astype(np.uint8)
 
 
-def reduced_histogram(table: ColorTable, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mean colour float32, pixel count) of each occupied bin of a ``bits``-a-channel grid."""
+def reduced_histogram(
+    table: ColorTable, bits: int, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean colour float32, weight) of each occupied bin of a ``bits``-a-channel grid,
+    the colours weighted by ``weights`` (one per colour; by default their counts)."""
+    weights = table.counts if weights is None else weights
     _, bins = np.unique(pack_keys(table.colors, bits), return_inverse=True)
     bins = bins.ravel()
-    weights = np.bincount(bins, weights=table.counts)
+    totals = np.bincount(bins, weights=weights)
     sums = [
-        np.bincount(bins, weights=table.counts * table.colors[:, channel])
+        np.bincount(bins, weights=weights * table.colors[:, channel])
         for channel in range(table.colors.shape[1])
     ]
-    return (np.stack(sums, axis=1) / weights[:, None]).astype(np.float32), weights
+    return (np.stack(sums, axis=1) / totals[:, None]).astype(np.float32), totals
 
 
 def to_palette(centers: np.ndarray) -> np.ndarray:
@@ -137,7 +148,9 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     """k-means, coarse to fine: seed and converge on a coarse histogram, then continue
     on the exact colours (the start is close, so few iterations). Several starts run
     through the cheap coarse stage; only the one with the least error there is
-    refined."""
+    refined. The table's weights, if any, weigh the histogram the starts run on: they
+    choose where entries go (smooth areas); the chosen start then converges on the
+    counts, coarse (most of the way back, cheaply) and exact."""
     if table.colors.shape[1] == 1:
         return fit_exact_grey(table, colors, seed)
     exact = (table.colors.astype(np.float32), table.counts.astype(np.float64))
@@ -150,15 +163,19 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
         # Too few bins to seed from, or few colours (graphics), which the bins would
         # lump together while the exact fit costs little: fit the exact colours.
         coarse = exact
+    starts_on = coarse
+    if coarse is not exact and table.weights is not None:
+        starts_on = reduced_histogram(table, _COARSE_BITS, table.weights)
     best, least_error = exact[0][:0], np.inf
     with _one_thread():
         for start in range(_restarts(colors)):
-            init = kmeans.seeds(*coarse, colors, seed + start)
-            centers, error = kmeans.lloyd(*coarse, init, _TOLERANCE)
+            init = kmeans.seeds(*starts_on, colors, seed + start)
+            centers, error = kmeans.lloyd(*starts_on, init, _TOLERANCE)
             if error < least_error:
                 best, least_error = centers, error
-        if coarse is not exact:
-            best, _ = kmeans.lloyd(*exact, best, _TOLERANCE)
+        for refined in (coarse, exact):
+            if refined is not starts_on:
+                best, _ = kmeans.lloyd(*refined, best, _TOLERANCE)
     return to_palette(best)
 
 
@@ -235,14 +252,16 @@ def fit(
     method: str = DEFAULT_PALETTE_METHOD,
     seed: int = 0,
     min_psnr: float | None = None,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """A palette of at most ``colors`` distinct entries for (N, C) uint8 pixels.
 
     Pixels with at most ``colors`` distinct colours get exactly those colours. With
     ``min_psnr`` the palette is the smallest reaching that PSNR. The pixels may be a
-    sample of a larger image; ``assign`` then maps every pixel.
+    sample of a larger image; ``assign`` then maps every pixel. ``weights`` (N,), if
+    given, lean the k-means fit towards the heavier pixels (see ``fit_kmeans``).
     """
-    return _palette_for(color_table(pixels), colors, method, seed, min_psnr)
+    return _palette_for(color_table(pixels, weights), colors, method, seed, min_psnr)
 
 
 def _palette_for(
@@ -264,7 +283,7 @@ def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.nda
         return table.colors
     if has_alpha(table.colors.shape[1]) and np.all(table.colors[:, -1] == 255):
         # Opaque: the colour channels alone are the problem (a grey one, maybe).
-        opaque = ColorTable(table.colors[:, :-1], table.counts, table.inverse)
+        opaque = replace(table, colors=table.colors[:, :-1])
         colour = _fit_table(opaque, colors, method, seed)
         return np.hstack([colour, np.full_like(colour[:, :1], 255)])
     if has_alpha(table.colors.shape[1]):
@@ -480,13 +499,15 @@ def quantize(
     method: str = DEFAULT_PALETTE_METHOD,
     seed: int = 0,
     min_psnr: float | None = None,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Palette and one index per pixel for (N, C) uint8 pixels held in memory.
 
     With ``min_psnr`` the palette is the smallest reaching that PSNR, ``colors`` at
     most. Assigns each distinct colour once and spreads the result to the pixels.
+    ``weights`` are ``fit``'s.
     """
-    table = color_table(pixels)
+    table = color_table(pixels, weights)
     palette = _palette_for(table, colors, method, seed, min_psnr)
     if palette is table.colors:
         return palette, table.inverse.astype(index_dtype(len(palette)))

@@ -7,7 +7,7 @@ rows is read, used and dropped, so memory is bounded by the band size, not the i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,25 +79,42 @@ def _is_array_like(pixels: Any) -> bool:
     return all(hasattr(pixels, name) for name in ("shape", "dtype", "__getitem__"))
 
 
-def sample_pixels(image: ImageRows, count: int, seed: int | Sequence[int] = 0) -> np.ndarray:
-    """``count`` pixels drawn uniformly (with replacement) as (count, C), band by band.
+Weigh = Callable[[np.ndarray], np.ndarray]
+"""(rows, W, C) uint8 pixels -> (rows * W,) weights, one per pixel in raster order."""
+
+
+def sample_pixels(
+    image: ImageRows, count: int, seed: int | Sequence[int] = 0, weigh: Weigh | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(``count`` pixels drawn uniformly, with replacement, as (count, C); their weights
+    by ``weigh``, or None without it), drawn band by band.
 
     Each band contributes in proportion to its size, so only one band is read at a
     time; the draw depends on the image, ``count`` and ``seed`` alone. An image of at
-    most ``count`` pixels is returned whole instead.
+    most ``count`` pixels is returned whole instead. ``weigh`` sees one band at a time,
+    so a neighbourhood it looks at is cut at band edges (one band for the whole image).
     """
     total = image.pixel_count
     if count >= total:
-        return np.array(image.band(0, image.height))
+        pixels = np.array(image.band(0, image.height))
+        return pixels, _weights_of(pixels, image.width, weigh)
     rng = np.random.default_rng(seed)
     sample = np.empty((count, image.channels), dtype=np.uint8)
+    weights = None if weigh is None else np.empty(count)
     filled = 0
     for first, band in image.bands(image.band_rows()):
         end = (first * image.width + len(band)) * count // total
         positions = np.sort(rng.integers(0, len(band), end - filled))
         sample[filled:end] = band[positions]
+        if weights is not None:
+            weights[filled:end] = _weights_of(band, image.width, weigh)[positions]
         filled = end
-    return sample
+    return sample, weights
+
+
+def _weights_of(band: np.ndarray, width: int, weigh: Weigh | None) -> np.ndarray | None:
+    """``weigh`` of (rows * W, C) pixels seen as the rows they are."""
+    return None if weigh is None else weigh(band.reshape(-1, width, band.shape[1]))
 
 
 class ColorSet:
