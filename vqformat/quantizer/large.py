@@ -88,7 +88,8 @@ def merge_pairs(points: np.ndarray, weights: np.ndarray, colors: int) -> np.ndar
     the merged clusters, of those that had one as a neighbour and of those a merged one
     now has as a neighbour. A merged cluster can still move near a list unseen, which
     makes pairs that should be mutual look one-sided; when a round finds fewer pairs
-    than it may merge, the next re-queries every list.
+    than it may merge, the next re-queries every list. A cheapest merge is recomputed
+    only for the lists re-queried, as no other list has changed.
     """
     from scipy.spatial import cKDTree  # imported when needed: every command imports this
 
@@ -97,12 +98,19 @@ def merge_pairs(points: np.ndarray, weights: np.ndarray, colors: int) -> np.ndar
     live = np.arange(len(means))
     stale = np.ones(len(means), dtype=bool)
     first = live[:0]
+    partners, costs = np.empty(len(means), np.intp), np.empty(len(means))
     while len(live) > colors:
         tree = cKDTree(means[live])
-        _find_neighbours(tree, means, live, live[stale[live]], neighbours)
+        refreshed = live[stale[live]]
+        _find_neighbours(tree, means, live, refreshed, neighbours)
         near_merged = np.unique(neighbours[first])
-        _find_neighbours(tree, means, live, near_merged[~stale[near_merged]], neighbours)
-        partner, least = _cheapest_merges(means, masses, live, neighbours[live])
+        near_merged = near_merged[~stale[near_merged]]
+        _find_neighbours(tree, means, live, near_merged, neighbours)
+        queried = np.union1d(refreshed, near_merged)
+        partners[queried], costs[queried] = _cheapest_merges(
+            means, masses, queried, neighbours[queried]
+        )
+        partner, least = partners[live], costs[live]
         first, limited = _mutual(live, partner, least, len(live) - colors)
         second = partner[np.searchsorted(live, first)]
         total = masses[first] + masses[second]
