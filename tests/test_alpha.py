@@ -76,3 +76,21 @@ def test_grey_with_alpha_keeps_one_invisible_entry():
     assert palette.shape[1] == 2
     assert int((palette[:, 1] == 0).sum()) == 1
     assert np.all(palette[indices[image[..., 1] == 0], 1] == 0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 255), st.sampled_from([2, 4]), st.integers(0, 2**32 - 1))
+def test_at_most_k_visible_colours_look_exact_whatever_lies_under_alpha_0(count, channels, seed):
+    """A sprite of few colours whose exporter left noise under alpha 0: more than k
+    distinct values, but the visible ones and one transparent entry fit the palette."""
+    rng = np.random.default_rng(seed)
+    visible = rng.integers(0, 256, (count, channels), dtype=np.uint8)
+    visible[:, -1] = rng.integers(1, 256, count)
+    image = visible[rng.integers(0, count, (24, 40))]
+    hidden = rng.random((24, 40)) < 0.5
+    image[hidden] = rng.integers(0, 256, (int(hidden.sum()), channels))
+    image[hidden, -1] = 0
+    palette, indices = vqformat.quantize(image, count + 1)
+    decoded = palette[indices]
+    assert np.array_equal(decoded[~hidden], image[~hidden])
+    assert np.all(decoded[hidden] == 0) and int((palette[:, -1] == 0).sum()) == 1

@@ -356,7 +356,11 @@ def _fit_seen(table: ColorTable, colors: int, fitter: Fitter, seed: int) -> np.n
     """Straight uint8 entries for an image with alpha, fitted as seen. Fully
     transparent pixels, if any, get an entry of their own, (0, ..., 0), and the
     visible colours the rest: otherwise k-means may blend them with faint colours
-    into an entry that shows."""
+    into an entry that shows. When the visible colours and that entry fit in
+    ``colors``, they are the palette: the image looks exactly as it did."""
+    seen_exactly = _visible_colors(table.colors)
+    if len(seen_exactly) <= colors:
+        return seen_exactly
     table_space = _seen_table(table)
     if len(table_space.colors) <= colors:
         return to_palette(_from_seen(_from_table(table_space.colors)))
@@ -373,6 +377,15 @@ def _fit_seen(table: ColorTable, colors: int, fitter: Fitter, seed: int) -> np.n
     means = _exact_means(table, _from_table(fitted))
     means[0] = 0  # the transparent entry stays (0, ..., 0)
     return to_palette(_from_seen(means))
+
+
+def _visible_colors(colors: np.ndarray) -> np.ndarray:
+    """The distinct colours with alpha > 0, and (0, ..., 0) for all those without."""
+    invisible = colors[:, -1] == 0
+    entries = colors[~invisible]
+    if invisible.any():
+        entries = np.vstack([np.zeros_like(colors[:1]), entries])
+    return entries
 
 
 def _exact_means(table: ColorTable, centres: np.ndarray) -> np.ndarray:
