@@ -27,9 +27,9 @@ def test_weight_is_one_half_where_the_local_deviation_is_contrast():
     amplitude = CONTRAST * 9 / np.sqrt(80)
     rows, cols = np.indices((16, 16))
     board = 128 + amplitude * np.where((rows + cols) % 2 == 0, 1, -1)
-    image = np.repeat(board[..., None], 3, axis=2)
+    image = np.stack([board, board, board + 20], axis=2)  # colour: grey weighs 1
     rounded = np.rint(image).astype(np.uint8)
-    deviation = (rounded.max() - rounded.min()) / 2
+    deviation = (rounded[..., 0].max() - rounded[..., 0].min()) / 2
     expected = 1 / (1 + deviation**2 * 80 / 81 / CONTRAST**2)
     interior = smoothness_weights(rounded).reshape(16, 16)[1:-1, 1:-1]
     np.testing.assert_allclose(interior, expected, rtol=1e-4)
@@ -106,3 +106,11 @@ def test_images_of_at_most_k_colours_stay_exact(colors):
     image[:, :40] = entries[0]  # smooth and busy areas both
     palette, indices = vqformat.quantize(image, colors)
     np.testing.assert_array_equal(palette[indices], image)
+
+
+def test_grey_pixels_all_weigh_one():
+    rng = np.random.default_rng(4)
+    grey = np.repeat(rng.integers(0, 256, (20, 30, 1), dtype=np.uint8), 3, axis=2)
+    assert np.array_equal(smoothness_weights(grey), np.ones(600))
+    grey[5, 5, 2] ^= 1  # one pixel off the grey axis: filtered as colour
+    assert smoothness_weights(grey).min() < 1
