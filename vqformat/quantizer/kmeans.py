@@ -88,14 +88,14 @@ def lloyd(
     for _ in range(MAX_ITERATIONS):
         labels, squares = NearestEntry(centres).labels(points)
         error = float(squares @ weights)
-        moved = _means(points, weights, labels, centres, squares)
+        moved = cluster_means(points, weights, labels, centres, squares)
         if error >= previous * (1 - tolerance):
             return moved, error
         centres, previous = moved, error
     return centres, previous
 
 
-def _means(
+def cluster_means(
     points: np.ndarray,
     weights: np.ndarray,
     labels: np.ndarray,

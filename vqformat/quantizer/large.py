@@ -184,8 +184,10 @@ def lloyd(points: np.ndarray, weights: np.ndarray, centres: np.ndarray) -> np.nd
     previous = np.inf
     for _ in range(MAX_ITERATIONS):
         labels = nearest(centres, points)
-        error = _error(points, weights, centres, labels)
-        centres = _means(points, weights, labels, centres)
+        difference = points - centres[labels]
+        squares = np.einsum("ij,ij->i", difference, difference)
+        error = float(squares @ weights)
+        centres = kmeans.cluster_means(points, weights, labels, centres, squares)
         if error >= previous * (1 - TOLERANCE):
             break
         if np.isfinite(previous):
@@ -198,32 +200,6 @@ def _settled(improvement: float) -> float:
     """How near Lloyd is to stopping, 0..1: the relative improvement per iteration
     falls roughly geometrically towards ``TOLERANCE``."""
     return float(np.clip(np.log(max(improvement, TOLERANCE)) / np.log(TOLERANCE), 0, 1))
-
-
-def _error(
-    points: np.ndarray, weights: np.ndarray, centres: np.ndarray, labels: np.ndarray
-) -> float:
-    difference = points - centres[labels]
-    return float(np.einsum("ij,ij->i", difference, difference) @ weights)
-
-
-def _means(
-    points: np.ndarray, weights: np.ndarray, labels: np.ndarray, centres: np.ndarray
-) -> np.ndarray:
-    """Each cluster's weighted mean; a centre no point chose stays where it was."""
-    count = len(centres)
-    mass = np.bincount(labels, weights=weights, minlength=count)
-    sums = np.stack(
-        [
-            np.bincount(labels, weights=weights * points[:, c], minlength=count)
-            for c in range(points.shape[1])
-        ],
-        axis=1,
-    )
-    occupied = mass > 0
-    updated = centres.copy()
-    updated[occupied] = sums[occupied] / mass[occupied, None]
-    return updated
 
 
 def _seeds_per_cluster(
