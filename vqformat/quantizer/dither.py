@@ -92,8 +92,8 @@ def diffuse(
 
 def carried_error(width: int, channels: int) -> np.ndarray:
     """No error waiting for the first row of a strip ``width`` pixels wide, as
-    ``diffuse`` takes it: the start of an image."""
-    return np.zeros((width, _space(np.zeros((1, channels), np.uint8)).shape[1]), np.float32)
+    ``diffuse`` takes it: the start of an image (``_space`` keeps one value a channel)."""
+    return np.zeros((width, channels), np.float32)
 
 
 def _walk(

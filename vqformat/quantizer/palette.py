@@ -288,7 +288,7 @@ def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.nda
         return np.hstack([colour, np.full_like(colour[:, :1], 255)])
     if has_alpha(table.colors.shape[1]):
         return _fit_seen(table, colors, fitter, seed)
-    if _is_grey(table.colors):
+    if is_grey(table.colors):
         # Equal channels (a grey photo saved as RGB) are a 1-channel problem, which has
         # an exact answer, and per-channel grids would waste entries off the diagonal.
         grey_table = ColorTable(table.colors[:, :1], table.counts, table.inverse)
@@ -422,7 +422,7 @@ def index_dtype(colors: int) -> type[np.unsignedinteger]:
     return np.uint8 if colors <= 256 else np.uint16
 
 
-def _is_grey(colors: np.ndarray) -> bool:
+def is_grey(colors: np.ndarray) -> bool:
     """Whether several channels hold equal values in every colour."""
     return colors.shape[1] > 1 and bool(np.all(colors == colors[:, :1]))
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .palette import is_grey
+
 CONTRAST = 16.0
 """Local standard deviation (0..255 scale) at which a pixel weighs half as much. Chosen
 on tools/bench.py's six photos. Against the unweighted fit there, medians at k = 16, 64
@@ -30,7 +32,7 @@ def smoothness_weights(image: np.ndarray) -> np.ndarray:
     """(H * W,) float64 weights in (0, 1] of an (H, W, C) uint8 image, raster order.
     Grey pixels (equal channels) all weigh 1: their exact fit takes no weights, and the
     filters would cost 0.06 s a megapixel for nothing."""
-    if np.array_equal(image[..., 1:], np.broadcast_to(image[..., :1], image[..., 1:].shape)):
+    if is_grey(image.reshape(-1, image.shape[-1])):
         return np.ones(image.shape[0] * image.shape[1])
     from scipy.ndimage import uniform_filter
 
