@@ -128,7 +128,8 @@ def raster_order_reference(pixels: np.ndarray, palette: np.ndarray, strength: fl
     entries = dither._space(palette).astype(np.float64)
     errors = dither._squared_errors(space, dither.NearestEntry(entries))
     typical = float(errors.mean())
-    gain = strength * dither._CARRIED * dither._dither_map(space, errors, typical)
+    share = strength * dither._CARRIED * dither._palette_share(len(palette))
+    gain = share * dither._dither_map(space, errors, typical)
     largest = max(dither._LARGEST * typical, dither._LARGEST_AT_LEAST)
     negligible = dither._NEGLIGIBLE * typical
     low, high = dither._target_bounds(channels)
@@ -172,6 +173,12 @@ def test_busy_areas_take_more_error_than_smooth_well_fitted_ones():
     gain = dither._dither_map(space, errors, typical=3.0)
     assert np.all((gain > 0) & (gain <= 1))
     assert np.median(gain[:, 40:]) > 0.9 > 0.5 > np.median(gain[:, :24])
+
+
+def test_fine_palettes_take_a_smaller_share_of_the_map():
+    shares = [dither._palette_share(colors) for colors in (2, 16, 64, 128, 256, 4096)]
+    assert shares[:3] == [1.0, 1.0, 1.0]
+    assert 1.0 > shares[3] > shares[4] == shares[5] == dither._FINE_SHARE
 
 
 def test_smooth_areas_take_more_error_where_the_palette_bands_them():
