@@ -10,7 +10,7 @@ size). Peers that are not installed are skipped. Times are medians of ``--repeat
 runs (KMeans on all pixels, being slow, of ``--kmeans-repeats``). The same tables for
 the grey photos (as RGB with equal channels), then tables of dithering (PSNR, blurred PSNR, SSIM;
 vqi, pngquant and libimagequant, dithered and not), of transparency (RGBA images
-composited over black and white: PSNR, SSIM, entries of alpha 0), of fitting in
+composited over black and white: PSNR, blurred PSNR, SSIM, entries of alpha 0), of fitting in
 CIELAB and of grey strategies at k = 8, and a rate-distortion plot (bits per pixel
 against PSNR, medians over the colour photos).
 
@@ -449,22 +449,32 @@ def composites(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return over_black, over_black + 255 * (1 - alpha)
 
 
-def composite_scores(original: np.ndarray, decoded: np.ndarray) -> tuple[float, float]:
-    """(PSNR of both composites together, mean SSIM of the two composites)."""
+def composite_scores(original: np.ndarray, decoded: np.ndarray) -> tuple[float, float, float]:
+    """(PSNR of both composites together, the same after a blur, mean SSIM of the two
+    composites): the blurred PSNR judges dithering, as for photos."""
     black, white = composites(original)
     decoded_black, decoded_white = composites(decoded)
-    both = psnr(np.concatenate([black, white]), np.concatenate([decoded_black, decoded_white]))
-    return both, (ssim(black, decoded_black) + ssim(white, decoded_white)) / 2
+    both, decoded_both = (
+        np.concatenate([black, white]),
+        np.concatenate([decoded_black, decoded_white]),
+    )
+    return (
+        psnr(both, decoded_both),
+        blurred_psnr(both, decoded_both),
+        (ssim(black, decoded_black) + ssim(white, decoded_white)) / 2,
+    )
 
 
 def print_alpha_table(images: dict[str, np.ndarray], colors_list: list[int]) -> None:
-    """Composited PSNR and SSIM and entries of alpha 0 per encoder: medians over the
-    images and the image where vqi is furthest below pngquant."""
+    """Composited PSNR (plain and blurred) and SSIM and entries of alpha 0 per encoder:
+    medians over the images and the image where vqi is furthest below pngquant."""
     print("\n## transparency: composited over black and white (medians); alpha-0 entries (max)")
     print(f"images: {', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in images.items())}")
     encoders = dither_encoders()
     for colors in colors_list:
-        print(f"\nk = {colors}: {'encoder':<26} {'PSNR':>7} {'SSIM':>7} {'alpha-0':>8}")
+        print(
+            f"\nk = {colors}: {'encoder':<26} {'PSNR':>7} {'blurred':>8} {'SSIM':>7} {'alpha-0':>8}"
+        )
         table = {}
         for name, encoder in encoders.items():
             table[name] = {}
@@ -478,10 +488,13 @@ def print_alpha_table(images: dict[str, np.ndarray], colors_list: list[int]) -> 
             columns = list(zip(*table[name].values(), strict=True))
             print(
                 f"{'':>9} {name:<26} {statistics.median(columns[0]):7.2f} "
-                f"{statistics.median(columns[1]):7.4f} {max(columns[2]):8d}"
+                f"{statistics.median(columns[1]):8.2f} {statistics.median(columns[2]):7.4f} "
+                f"{max(columns[3]):8d}"
             )
-        _print_worst(table, "vqi", "pngquant --nofs", ("PSNR", 0), ("SSIM", 1))
-        _print_worst(table, "vqi --dither", "pngquant (dithered)", ("PSNR", 0), ("SSIM", 1))
+        _print_worst(table, "vqi", "pngquant --nofs", ("PSNR", 0), ("SSIM", 2))
+        _print_worst(
+            table, "vqi --dither", "pngquant (dithered)", ("PSNR", 0), ("blurred", 1), ("SSIM", 2)
+        )
 
 
 # --- colour space table ------------------------------------------------------------
