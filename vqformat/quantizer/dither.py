@@ -187,8 +187,8 @@ def _palette_share(colors: int) -> float:
     that close leave little banding for dithering to remove, and its noise costs
     structure: at k = 256 the whole map gave SSIM 0.0012 below pngquant (dithered) on
     five photos no setting had been chosen on, while blurred PSNR was 1.8 dB above;
-    0.8 of it is above in both on those and on tools/bench.py's photos (at k <= 64 any
-    less lost blurred PSNR)."""
+    0.8 of it is above in both on those and on tools/bench.py's photos (0.9 of it at
+    k <= 64 lost blurred PSNR)."""
     steps = np.clip(np.log2(colors / _WHOLE_MAP_UP_TO) / 2, 0, 1)
     return float(1 - (1 - _FINE_SHARE) * steps)
 
