@@ -42,8 +42,8 @@ _BUSY = 1.3  # local contrast, in palette RMS errors, at which a smooth area's g
 _BANDING_MSE = 5.0  # undithered MSE a channel, around a pixel, at which smooth areas take half
 _BANDING_WINDOW = 7  # pixels across the neighbourhood that MSE is measured over
 _OVERSHOOT = 0.1  # targets may leave the colour range by this share of it
-_WHOLE_MAP_UP_TO = 64  # entries; from 4x as many on, the map is scaled by _FINE_SHARE
-_FINE_SHARE = 0.8
+_WHOLE_MAP_UP_TO = 64  # entries whose palettes use the whole dither map
+_FINE_FROM, _FINE_SHARE = 256, 0.8  # entries from which palettes use this share of it
 _CHUNK = 1 << 12  # pixels mapped at once when measuring the undithered error
 _EXACT_SAMPLE = 1 << 12  # pixels checked before a full check that all are entries
 
@@ -183,13 +183,15 @@ def _target_bounds(channels: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _palette_share(colors: int) -> float:
     """The share of the dither map a palette of ``colors`` entries uses: all of it up to
-    ``_WHOLE_MAP_UP_TO``, falling in log2 k to ``_FINE_SHARE`` at 4x as many. Entries
+    ``_WHOLE_MAP_UP_TO``, falling in log2 k to ``_FINE_SHARE`` at ``_FINE_FROM``. Entries
     that close leave little banding for dithering to remove, and its noise costs
     structure: at k = 256 the whole map gave SSIM 0.0012 below pngquant (dithered) on
     five photos no setting had been chosen on, while blurred PSNR was 1.8 dB above;
     0.8 of it is above in both on those and on tools/bench.py's photos (0.9 of it at
     k <= 64 lost blurred PSNR)."""
-    steps = np.clip(np.log2(colors / _WHOLE_MAP_UP_TO) / 2, 0, 1)
+    steps = np.clip(
+        np.log2(colors / _WHOLE_MAP_UP_TO) / np.log2(_FINE_FROM / _WHOLE_MAP_UP_TO), 0, 1
+    )
     return float(1 - (1 - _FINE_SHARE) * steps)
 
 
