@@ -290,16 +290,19 @@ def print_verdict(colors: int, results: Results) -> None:
 # --- dithering table ---------------------------------------------------------------
 
 
-def blurred_psnr(original: np.ndarray, decoded: np.ndarray, sigma: float = 1.5) -> float:
-    """PSNR after a Gaussian blur of both images: error as seen from a distance, where
-    error diffusion pays off (plain PSNR penalises it)."""
+def blurred(image: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    """The image (H, W) or (H, W, C) as float64 after a Gaussian blur across its rows
+    and columns."""
     from scipy.ndimage import gaussian_filter
 
-    spatial = (sigma, sigma, 0) if original.ndim == 3 else sigma
-    blurred = [
-        gaussian_filter(np.asarray(image, np.float64), spatial) for image in (original, decoded)
-    ]
-    return psnr(blurred[0], blurred[1])
+    spatial = (sigma, sigma, 0) if image.ndim == 3 else sigma
+    return gaussian_filter(np.asarray(image, np.float64), spatial)
+
+
+def blurred_psnr(original: np.ndarray, decoded: np.ndarray) -> float:
+    """PSNR after a Gaussian blur of both images: error as seen from a distance, where
+    error diffusion pays off (plain PSNR penalises it)."""
+    return psnr(blurred(original), blurred(decoded))
 
 
 def dither_encoders() -> dict[str, Encoder]:
@@ -450,18 +453,16 @@ def composites(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def composite_scores(original: np.ndarray, decoded: np.ndarray) -> tuple[float, float, float]:
-    """(PSNR of both composites together, the same after a blur, mean SSIM of the two
-    composites): the blurred PSNR judges dithering, as for photos."""
-    black, white = composites(original)
-    decoded_black, decoded_white = composites(decoded)
-    both, decoded_both = (
-        np.concatenate([black, white]),
-        np.concatenate([decoded_black, decoded_white]),
-    )
+    """(PSNR of both composites together, the same with each composite blurred, mean
+    SSIM of the two composites): the blurred PSNR judges dithering, as for photos."""
+    originals, decodeds = composites(original), composites(decoded)
     return (
-        psnr(both, decoded_both),
-        blurred_psnr(both, decoded_both),
-        (ssim(black, decoded_black) + ssim(white, decoded_white)) / 2,
+        psnr(np.concatenate(originals), np.concatenate(decodeds)),
+        psnr(
+            np.concatenate([blurred(image) for image in originals]),
+            np.concatenate([blurred(image) for image in decodeds]),
+        ),
+        float(np.mean([ssim(*pair) for pair in zip(originals, decodeds, strict=True)])),
     )
 
 
