@@ -129,7 +129,8 @@ def raster_order_reference(pixels: np.ndarray, palette: np.ndarray, strength: fl
     errors = dither._squared_errors(space, dither.NearestEntry(entries))
     typical = float(errors.mean())
     share = strength * dither._CARRIED * dither._palette_share(len(palette))
-    gain = share * dither._dither_map(space, errors, typical)
+    noiseless = dither._noiseless(pixels)
+    gain = share * dither._dither_map(space, errors, typical, noiseless)
     largest = max(dither._LARGEST * typical, dither._LARGEST_AT_LEAST)
     negligible = dither._NEGLIGIBLE * typical
     low, high = dither._target_bounds(channels)
@@ -144,7 +145,7 @@ def raster_order_reference(pixels: np.ndarray, palette: np.ndarray, strength: fl
             indices[y, x] = np.argmin(((entries - target) ** 2).sum(axis=1))
             residual = target - entries[indices[y, x]]
             if residual @ residual > largest:
-                residual = residual * dither._DAMPING
+                residual = residual * (dither._DAMPING + (1 - dither._DAMPING) * noiseless[y, x])
             for dy, dx, share in ((0, 1, 7 / 16), (1, -1, 3 / 16), (1, 0, 5 / 16), (1, 1, 1 / 16)):
                 if y + dy < height and 0 <= x + dx < width:
                     error[y + dy, x + dx] += share * residual
@@ -170,7 +171,7 @@ def test_busy_areas_take_more_error_than_smooth_well_fitted_ones():
     space = np.full((32, 64, 3), 100, np.float32)
     space[:, 32:] += rng.normal(0, 20, (32, 32, 3)).astype(np.float32)  # busy right half
     errors = np.full((32, 64), 3.0, np.float32)  # the palette fits both halves equally
-    gain = dither._dither_map(space, errors, typical=3.0)
+    gain = dither._dither_map(space, errors, 3.0, np.zeros((32, 64), np.float32))
     assert np.all((gain > 0) & (gain <= 1))
     assert np.median(gain[:, 40:]) > 0.9 > 0.5 > np.median(gain[:, :24])
 
@@ -184,7 +185,37 @@ def test_fine_palettes_take_a_smaller_share_of_the_map():
 def test_smooth_areas_take_more_error_where_the_palette_bands_them():
     space = np.full((32, 32, 3), 100, np.float32)
     coarse, fine = np.full((32, 32), 300.0, np.float32), np.full((32, 32), 3.0, np.float32)
-    assert np.all(dither._dither_map(space, coarse, 30.0) > dither._dither_map(space, fine, 30.0))
+    grainy = np.zeros((32, 32), np.float32)
+    gains = [dither._dither_map(space, errors, 30.0, grainy) for errors in (coarse, fine)]
+    assert np.all(gains[0] > gains[1])
+
+
+def test_areas_free_of_noise_take_all_the_error():
+    rng = np.random.default_rng(5)
+    rendered = gradient(height=32, width=64)  # steps of 1 level
+    grainy = np.clip(rendered + rng.normal(0, 3, rendered.shape), 0, 255).astype(np.uint8)
+    assert np.all(dither._noiseless(rendered) > 0.9)
+    assert np.median(dither._noiseless(grainy)) < 0.1
+    space = rendered.astype(np.float32)
+    errors = np.full((32, 64), 3.0, np.float32)  # a well-fitted palette: a low floor
+    gain = dither._dither_map(space, errors, 3.0, dither._noiseless(rendered))
+    assert np.all(gain > 0.9)
+
+
+def test_translucent_areas_are_judged_by_their_own_grain():
+    rng = np.random.default_rng(6)
+    grain = np.clip(128 + rng.normal(0, 3, (32, 32, 3)), 0, 255).astype(np.uint8)
+    faint = np.dstack([grain, np.full((32, 32), 20, np.uint8)])  # composited, grain < 1 level
+    assert np.median(dither._noiseless(faint)) < 0.1
+
+
+def test_noise_free_gradients_are_dithered_without_bands(monkeypatch):
+    rendered = gradient(height=32)
+    palette = np.linspace(0, 255, 9).astype(np.uint8)[:, None].repeat(3, axis=1)
+    released = blurred_mse(rendered, palette[diffuse(rendered, palette)])
+    monkeypatch.setattr(dither, "_noiseless", lambda pixels: np.zeros(pixels.shape[:2]))
+    restrained = blurred_mse(rendered, palette[diffuse(rendered, palette)])
+    assert released < restrained / 1.5  # as if grain hid its bands, it would keep them
 
 
 def test_one_colour_outside_the_palette_is_not_taken_for_an_exact_image():

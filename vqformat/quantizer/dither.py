@@ -15,8 +15,10 @@ blur): busy areas take all
 of it (their contrast hides the dither noise, and the error a blur keeps is largest
 there); smooth areas take a share that grows with the undithered error around them
 (where the nearest entries band the picture, dithering restores it; where they fit
-well, noise would only cost structure). Small incoming errors are dropped, so areas
-near an entry stay clean; large residuals are damped (the isolated off-colour pixels
+well, noise would only cost structure). Areas free of noise, the rendered gradients
+and fills of icons and UI graphics, take all of it, undamped: no grain hides their
+bands, as a photograph's does. Small incoming errors are dropped, so areas near an
+entry stay clean; elsewhere large residuals are damped (the isolated off-colour pixels
 of plain error diffusion); targets stay within a margin of the colours that exist.
 Pixels with alpha are diffused in the quantizer's composite space (``palette``);
 fully transparent pixels take their nearest entry and neither take nor give error.
@@ -41,6 +43,8 @@ _DAMPING = 0.75
 _BUSY = 1.3  # local contrast, in palette RMS errors, at which a smooth area's gain is half-way to 1
 _BANDING_MSE = 5.0  # undithered MSE a channel, around a pixel, at which smooth areas take half
 _BANDING_WINDOW = 7  # pixels across the neighbourhood that MSE is measured over
+_SMOOTH = 2.0  # second difference, in levels, at which an area is half free of noise
+_SMOOTH_REACH = 5  # pixels across the neighbourhood that must all be that smooth
 _OVERSHOOT = 0.1  # targets may leave the colour range by this share of it
 _WHOLE_MAP_UP_TO = 64  # entries whose palettes use the whole dither map
 _FINE_FROM, _FINE_SHARE = 256, 0.8  # entries from which palettes use this share of it
@@ -85,12 +89,14 @@ def diffuse(
         errors = _squared_errors(space, nearest)
         typical = float(errors.mean())
         share = strength * _CARRIED * _palette_share(len(palette))
-        gain = share * _dither_map(space, errors, typical)
+        noiseless = _noiseless(pixels)
+        gain = share * _dither_map(space, errors, typical, noiseless)
         if has_alpha(channels):
             gain[pixels[..., -1] == 0] = 0  # invisible: nothing to diffuse, nothing taken
+        damping = _DAMPING + (1 - _DAMPING) * noiseless
         if carry is None:
             carry = carried_error(width, channels)
-        return _walk(space, gain, nearest, typical, _target_bounds(channels), carry)
+        return _walk(space, gain, damping, nearest, typical, _target_bounds(channels), carry)
 
 
 def carried_error(width: int, channels: int) -> np.ndarray:
@@ -102,13 +108,15 @@ def carried_error(width: int, channels: int) -> np.ndarray:
 def _walk(
     space: np.ndarray,
     gain: np.ndarray,
+    damping: np.ndarray,
     nearest: NearestEntry,
     typical: float,
     bounds: tuple[np.ndarray, np.ndarray],
     carry: np.ndarray,
 ) -> np.ndarray:
-    """Floyd-Steinberg over the lines x + 2y = t. With rows padded to W + 2 values, a
-    line's pixels lie W apart in the flattened image. The error waiting for them is
+    """Floyd-Steinberg over the lines x + 2y = t, a large residual scaled by its pixel's
+    ``damping``. With rows padded to W + 2 values, a line's pixels lie W apart in the
+    flattened image. The error waiting for them is
     kept by line and row in a ring of four lines: the error of (y, x) on line t goes
     to line t + 1 at rows y and y + 1 and to lines t + 2 and t + 3 at row y + 1, all
     contiguous slices (scattered writes across rows cost more than the arithmetic).
@@ -118,6 +126,7 @@ def _walk(
     row = width + 2
     targets = _padded(space, row)
     gains = _padded(gain[..., None], row)
+    dampings = _padded(damping[..., None], row)[:, 0]
     ring = np.zeros((4, height + 1, dims), np.float32)
     found = np.zeros(height * row, dtype=index_dtype(len(nearest.entries)))
     negligible, largest = _NEGLIGIBLE * typical, max(_LARGEST * typical, _LARGEST_AT_LEAST)
@@ -138,7 +147,8 @@ def _walk(
         chosen = nearest(target)
         found[here] = chosen
         residual = target - nearest.entries[chosen]
-        residual[_squares(residual) > largest] *= _DAMPING
+        large = _squares(residual) > largest
+        residual[large] *= dampings[here][large, None]
         ring[(line + 1) % 4, first:last] += _RIGHT * residual
         for offset, share in _BELOW:
             ring[(line + offset) % 4, first + 1 : last + 1] += share * residual
@@ -195,13 +205,35 @@ def _palette_share(colors: int) -> float:
     return float(1 - (1 - _FINE_SHARE) * steps)
 
 
-def _dither_map(space: np.ndarray, errors: np.ndarray, typical: float) -> np.ndarray:
+def _noiseless(pixels: np.ndarray) -> np.ndarray:
+    """(H, W) float32, 1 where the area around a pixel is free of noise, falling to 0
+    in grain: the largest second difference of any channel, across or down, anywhere
+    in the ``_SMOOTH_REACH`` neighbourhood, against ``_SMOOTH`` levels (steeply, as
+    fourth powers). Rendered gradients step by rounding only; a photograph's smoothest
+    areas have grain, which dithers them already. Judged on the stored values, so a
+    translucent photograph keeps the grain its alpha scales down in the composite."""
+    from scipy.ndimage import maximum_filter
+
+    rough = np.zeros(pixels.shape[:2], np.int16)
+    for channel in range(pixels.shape[2]):  # plane by plane: contiguous and small
+        values = np.pad(pixels[..., channel].astype(np.int16), 1, mode="edge")
+        middle = 2 * values[1:-1, 1:-1]
+        np.maximum(rough, np.abs(values[1:-1, :-2] + values[1:-1, 2:] - middle), out=rough)
+        np.maximum(rough, np.abs(values[:-2, 1:-1] + values[2:, 1:-1] - middle), out=rough)
+    rough = maximum_filter(rough, size=_SMOOTH_REACH, mode="nearest")
+    return (1 / (1 + (rough.astype(np.float32) / _SMOOTH) ** 4)).astype(np.float32)
+
+
+def _dither_map(
+    space: np.ndarray, errors: np.ndarray, typical: float, noiseless: np.ndarray
+) -> np.ndarray:
     """(H, W) float32 share of the error each pixel takes: a floor in smooth areas,
     rising to 1 with the local contrast (the root mean square deviation over the 3x3
     neighbourhood), half-way at ``_BUSY`` palette RMS errors. The floor grows with
     the undithered error around the pixel, as squares, half-way at ``_BANDING_MSE``:
     where the nearest entries leave a large error, bands show, where they fit well,
-    dither noise would cost more structure than it restores."""
+    dither noise would cost more structure than it restores. Areas free of noise
+    (``noiseless``) take all of it: without grain, any error left shows as bands."""
     from scipy.ndimage import uniform_filter
 
     dims = space.shape[2]
@@ -211,7 +243,8 @@ def _dither_map(space: np.ndarray, errors: np.ndarray, typical: float) -> np.nda
     busy = contrast / max(_BUSY**2 * typical, 1.0)
     banding = (uniform_filter(errors, size=_BANDING_WINDOW, mode="nearest") / dims) ** 2
     floor = banding / (banding + _BANDING_MSE**2)
-    return (floor + (1 - floor) * busy / (1 + busy)).astype(np.float32)
+    gain = floor + (1 - floor) * busy / (1 + busy)
+    return (gain + (1 - gain) * noiseless).astype(np.float32)
 
 
 def _squared_errors(space: np.ndarray, nearest: NearestEntry) -> np.ndarray:
