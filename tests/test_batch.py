@@ -7,8 +7,10 @@ import os
 import pytest
 
 from vqformat import EncodeOptions
+from vqformat.cli import jobs
 from vqformat.cli.batch import Reporter, UsageError, overall_status, plan_targets, run_jobs
 from vqformat.cli.jobs import EncodeJob, ExitStatus, Result
+from vqformat.format import atomic
 
 
 def test_one_input_goes_beside_it_or_where_o_says(tmp_path):
@@ -74,3 +76,47 @@ def test_a_broken_executor_reports_the_jobs_it_did_not_finish(capsys):
         "vqi: 2.png: worker failed: worker killed",
         "3 files: 1 encoded, 0 skipped, 2 failed; 10 -> 5 bytes (50.0%)",
     ]
+
+
+@pytest.fixture
+def worker_interrupt(monkeypatch):
+    """The Ctrl-C handler a worker process installs, to be called as the signal would."""
+    handlers = []
+    monkeypatch.setattr(jobs.signal, "signal", lambda signum, handler: handlers.append(handler))
+    monkeypatch.setattr(jobs, "_interrupted", False)
+    jobs.stop_on_interrupt()
+    return lambda: handlers[-1](jobs.signal.SIGINT, None)
+
+
+def written_job(target, write):
+    def work() -> Result:
+        jobs.write_output(str(target), write, False)
+        return Result("in.png", str(target), ExitStatus.OK, "written")
+
+    return lambda: jobs.run_safely("in.png", str(target), work)
+
+
+def test_ctrl_c_while_a_worker_writes_leaves_no_output(tmp_path, worker_interrupt):
+    def write(stream):
+        stream.write(b"half")
+        worker_interrupt()
+
+    with pytest.raises(KeyboardInterrupt):
+        written_job(tmp_path / "out.vqi", write)()
+    assert os.listdir(tmp_path) == []
+
+
+def test_ctrl_c_while_a_worker_commits_reports_the_output(tmp_path, worker_interrupt, monkeypatch):
+    commit = atomic._commit
+
+    def interrupted_commit(*args):
+        worker_interrupt()  # after the output is complete: it is committed and reported
+        commit(*args)
+
+    monkeypatch.setattr(atomic, "_commit", interrupted_commit)
+    result = written_job(tmp_path / "out.vqi", lambda stream: stream.write(b"whole"))()
+    assert result.status == ExitStatus.OK
+    assert os.listdir(tmp_path) == ["out.vqi"]
+    following = written_job(tmp_path / "next.vqi", lambda stream: stream.write(b"whole"))()
+    assert following.status == ExitStatus.INTERRUPTED  # and no other job starts
+    assert os.listdir(tmp_path) == ["out.vqi"]

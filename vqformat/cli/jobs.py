@@ -156,24 +156,34 @@ def classify(error: Exception) -> tuple[ExitStatus, str]:
 
 
 _interrupted = False
+_finishing = False  # the running job's output is complete: committing it, then reporting it
 
 
 def stop_on_interrupt() -> None:
     """In a worker process: after Ctrl-C, stop the running job and start no other (the
-    jobs already queued to this worker are answered as not started)."""
+    jobs already queued to this worker are answered as not started). A job whose output
+    is complete commits it and reports it: stopped then, its file would exist unnamed."""
 
     def interrupt(signum: int, frame: object) -> None:
         global _interrupted
         _interrupted = True
-        raise KeyboardInterrupt
+        if not _finishing:
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, interrupt)
 
 
+def _finish_uninterrupted() -> None:
+    global _finishing
+    _finishing = True
+
+
 def run_safely(source: str, target: str, work: Callable[[], Result]) -> Result:
     """Run ``work``; any failure becomes a Result (KeyboardInterrupt still propagates)."""
+    global _finishing
     if _interrupted:
         return Result(source, target, ExitStatus.INTERRUPTED, "not started: interrupted")
+    _finishing = False
     try:
         return work()
     except StdoutClosed:
@@ -210,7 +220,9 @@ def write_output(target: str, write: Callable[[BinaryIO], None], force: bool) ->
     if target != STDIO and not is_special(target):
         with atomic_output(target, force=force) as stream:
             write(stream)
-            return stream.seek(0, io.SEEK_END)  # a writer may have seeked back (ICO does)
+            size = stream.seek(0, io.SEEK_END)  # a writer may have seeked back (ICO does)
+            _finish_uninterrupted()
+        return size
     buffer = io.BytesIO()  # pipes and devices cannot seek back, as some writers do
     write(buffer)
     if target == STDIO:
