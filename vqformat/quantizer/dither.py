@@ -116,10 +116,10 @@ def _walk(
 ) -> np.ndarray:
     """Floyd-Steinberg over the lines x + 2y = t, a large residual scaled by its pixel's
     ``damping``. With rows padded to W + 2 values, a line's pixels lie W apart in the
-    flattened image. The error waiting for them is
-    kept by line and row in a ring of four lines: the error of (y, x) on line t goes
-    to line t + 1 at rows y and y + 1 and to lines t + 2 and t + 3 at row y + 1, all
-    contiguous slices (scattered writes across rows cost more than the arithmetic).
+    flattened image. The error waiting for them is kept by line and row in a ring of
+    four lines: the error of (y, x) on line t goes to line t + 1 at rows y and y + 1
+    and to lines t + 2 and t + 3 at row y + 1, all contiguous slices (scattered
+    writes across rows cost more than the arithmetic).
     Row H of the ring is the row below: pixel (H, x) is on line x + 2H, where its
     waiting error is moved to ``carry``, which first gave row 0 its error."""
     height, width, dims = space.shape
