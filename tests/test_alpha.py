@@ -94,3 +94,15 @@ def test_at_most_k_visible_colours_look_exact_whatever_lies_under_alpha_0(count,
     decoded = palette[indices]
     assert np.array_equal(decoded[~hidden], image[~hidden])
     assert np.all(decoded[hidden] == 0) and int((palette[:, -1] == 0).sum()) == 1
+
+
+def test_colours_a_level_apart_are_told_apart():
+    """The fit converges on the colours as they are, not rounded: two heavy opaque
+    colours one level apart keep an entry each (rounding them merges them)."""
+    image = np.zeros((64, 64, 4), np.uint8)
+    image[:30] = (100, 50, 50, 255)
+    image[30:60] = (101, 50, 50, 255)
+    image[60:] = (7, 99, 3, 0)  # invisible
+    image[63, :8] = [(30 * i, 0, 0, 1) for i in range(8)]  # more visible colours than entries
+    decoded = vqformat.decode(vqformat.encode(image, 4))
+    assert np.array_equal(decoded[:60], image[:60])

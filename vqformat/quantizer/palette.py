@@ -37,10 +37,13 @@ _ASSIGN_CHUNK = 1 << 16  # pixels looked up in the k-d tree at once
 # lumps smooth gradients into few heavy bins, whose seeds settle in poorer optima.
 _COARSE_BITS = 6
 # Images with at most this many distinct colours a palette entry skip the coarse stage:
-# skimage's logo (2139 colours) at k = 256 gives 55.0 dB coarse, 58.8 dB exact
-# (tools/bench.py --only rgba).
-_EXACT_FIT_PER_ENTRY = 16
-_TABLE_OFFSET, _TABLE_SCALE = 127.5, 2 / 3  # see _to_table
+# the bins lump the few heavy colours of graphics. skimage's logo (2139 colours) at
+# k = 256 gives 55.0 dB coarse, 58.8 dB exact; GNOME's 512-pixel camera-web icon (4418
+# colours) 53.5 coarse, 55.4 exact. Photos have more colours, and their starts need the
+# bins' weights (``weights``).
+_EXACT_FIT_PER_ENTRY = 64
+_FEW_POINTS, _MANY_RESTARTS = 4096, 8  # see _restarts
+_TABLE_OFFSET, _TABLE_SCALE = 127.5, 2 / 3  # see _table_points
 # Lloyd stops when an iteration lowers the error by less than this fraction, in the coarse
 # and the exact stage: on the bench photos 1e-3 gave 0.01-0.04 dB less than scikit-learn's
 # KMeans (tol 1e-3 on centre moves), 3e-4 as much or more, 1e-4 0.01 dB more for twice the time.
@@ -55,7 +58,8 @@ _LARGE_BITS, _BINS_PER_ENTRY = 7, 8  # see _bins
 _TIE_BREAK = 1 / 2048
 
 Fitter = Callable[["ColorTable", int, int], np.ndarray]
-"""(colour table, at most this many colours, seed) -> (k, C) uint8 palette."""
+"""(colour table, at most this many colours, seed) -> (k, C) centres, float or uint8, in
+the table's coordinates (``to_palette`` rounds them)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,11 @@ class ColorTable:
     counts: np.ndarray  # (n,) int64
     inverse: np.ndarray  # (pixels,) index into colors
     weights: np.ndarray | None = None  # (n,) float64, for the fit's starts; None: the counts
+    points: np.ndarray | None = None  # (n, C) float32 where ``colors`` are rounded; None: exact
+
+    def positions(self) -> np.ndarray:
+        """(n, C) float32: where the colours really are, for the fit to converge on."""
+        return self.colors.astype(np.float32) if self.points is None else self.points
 
 
 def pack_keys(pixels: np.ndarray, bits: int = 8) -> np.ndarray:
@@ -107,9 +116,10 @@ def reduced_histogram(
     _, bins = np.unique(pack_keys(table.colors, bits), return_inverse=True)
     bins = bins.ravel()
     totals = np.bincount(bins, weights=weights)
+    positions = table.positions()
     sums = [
-        np.bincount(bins, weights=weights * table.colors[:, channel])
-        for channel in range(table.colors.shape[1])
+        np.bincount(bins, weights=weights * positions[:, channel])
+        for channel in range(positions.shape[1])
     ]
     return (np.stack(sums, axis=1) / totals[:, None]).astype(np.float32), totals
 
@@ -119,11 +129,16 @@ def to_palette(centers: np.ndarray) -> np.ndarray:
     return np.unique(np.clip(np.rint(centers), 0, 255).astype(np.uint8), axis=0)
 
 
-def _restarts(colors: int) -> int:
-    """Independent k-means++ starts: two for small palettes, where a single run's local
-    optimum is furthest from the best (four gained nothing on tools/bench.py's photos
-    at k = 16 and took 60% longer); one from k = 128, where starts differ little."""
-    return 2 if colors <= 64 else 1
+def _restarts(colors: int, points: int) -> int:
+    """Independent k-means++ starts on ``points`` weighted points: two for small
+    palettes, where a single run's local optimum is furthest from the best (four gained
+    nothing on tools/bench.py's photos at k = 16 and took 60% longer), eight when the
+    points are as few as a graphic's (their optima spread wider, and a start costs
+    little: at k = 16 on matplotlib's Minduka icon the seeds 0-2 gave 0.3 dB apart);
+    one from k = 128, where starts differ little."""
+    if colors > 64:
+        return 1
+    return _MANY_RESTARTS if points <= _FEW_POINTS else 2
 
 
 @cache
@@ -153,11 +168,9 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
     counts, coarse (most of the way back, cheaply) and exact."""
     if table.colors.shape[1] == 1:
         return fit_exact_grey(table, colors, seed)
-    exact = (table.colors.astype(np.float32), table.counts.astype(np.float64))
+    exact = (table.positions(), table.counts.astype(np.float64))
     if colors >= LARGE_PALETTE:
-        return to_palette(
-            fit_large_kmeans(*exact, colors, seed, _small_kmeans, _bins(table, colors))
-        )
+        return fit_large_kmeans(*exact, colors, seed, _small_kmeans, _bins(table, colors))
     coarse = reduced_histogram(table, _COARSE_BITS)
     if len(coarse[0]) <= colors or len(exact[0]) <= _EXACT_FIT_PER_ENTRY * colors:
         # Too few bins to seed from, or few colours (graphics), which the bins would
@@ -168,7 +181,7 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
         starts_on = reduced_histogram(table, _COARSE_BITS, table.weights)
     best, least_error = exact[0][:0], np.inf
     with _one_thread():
-        for start in range(_restarts(colors)):
+        for start in range(_restarts(colors, len(starts_on[0]))):
             init = kmeans.seeds(*starts_on, colors, seed + start)
             centers, error = kmeans.lloyd(*starts_on, init, _TOLERANCE)
             if error < least_error:
@@ -176,7 +189,7 @@ def fit_kmeans(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
         for refined in (coarse, exact):
             if refined is not starts_on:
                 best, _ = kmeans.lloyd(*refined, best, _TOLERANCE)
-    return to_palette(best)
+    return best
 
 
 def _bins(table: ColorTable, colors: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -207,8 +220,8 @@ def fit_minibatch(table: ColorTable, colors: int, seed: int = 0) -> np.ndarray:
         colors, batch_size=_MINIBATCH_SIZE, n_init=1, random_state=seed, max_no_improvement=10
     )
     with _thread_pools().limit(limits=1):
-        model.fit(table.colors.astype(np.float32), sample_weight=table.counts)
-    return to_palette(model.cluster_centers_)
+        model.fit(table.positions(), sample_weight=table.counts)
+    return model.cluster_centers_
 
 
 def _per_channel(levels: Callable[[np.ndarray, int], np.ndarray]) -> Fitter:
@@ -292,8 +305,9 @@ def _fit_table(table: ColorTable, colors: int, method: str, seed: int) -> np.nda
         # Equal channels (a grey photo saved as RGB) are a 1-channel problem, which has
         # an exact answer, and per-channel grids would waste entries off the diagonal.
         grey_table = ColorTable(table.colors[:, :1], table.counts, table.inverse)
-        return np.repeat(fitter(grey_table, colors, seed), table.colors.shape[1], axis=1)
-    return fitter(table, colors, seed)
+        levels = to_palette(fitter(grey_table, colors, seed))
+        return np.repeat(levels, table.colors.shape[1], axis=1)
+    return to_palette(fitter(table, colors, seed))
 
 
 def has_alpha(channels: int) -> bool:
@@ -334,22 +348,23 @@ def _from_seen(values: np.ndarray) -> np.ndarray:
     return np.hstack([colour, alpha])
 
 
-def _to_table(values: np.ndarray) -> np.ndarray:
-    """``seen`` coordinates as uint8 (one uniform affine map, so distances keep their
-    order): colour -127.5..255 and alpha 0..221 fit 0..255."""
-    return np.rint((values + _TABLE_OFFSET) * _TABLE_SCALE).astype(np.uint8)
+def _table_points(values: np.ndarray) -> np.ndarray:
+    """``seen`` coordinates mapped to the range of uint8 (one uniform affine map, so
+    distances keep their order): colour -127.5..255 and alpha 0..221 fit 0..255."""
+    return ((values + _TABLE_OFFSET) * _TABLE_SCALE).astype(np.float32)
 
 
 def _from_table(colors: np.ndarray) -> np.ndarray:
     return colors / _TABLE_SCALE - _TABLE_OFFSET
 
 
-def _seen_table(table: ColorTable) -> ColorTable:
-    """The colour table in ``seen`` coordinates (rounded to uint8, which merges colours
-    no viewer can tell apart, all invisible ones among them), counts summed."""
-    merged = color_table(_to_table(seen(table.colors)))
-    counts = np.bincount(merged.inverse, weights=table.counts).astype(np.int64)
-    return ColorTable(merged.colors, counts, merged.inverse[table.inverse])
+def _seen_table(colors: np.ndarray, counts: np.ndarray) -> ColorTable:
+    """Colours with alpha as a table in ``seen`` coordinates: rounded to uint8 for the
+    coarse histogram to bin, and exact for the fit to converge on (fitting the rounded
+    colours, which merges colours a level apart, cost an icon's gradients 1 dB at
+    k = 256 against pngquant's 60 dB)."""
+    points = _table_points(seen(colors))
+    return ColorTable(np.rint(points).astype(np.uint8), counts, np.zeros(0, np.intp), points=points)
 
 
 def _fit_seen(table: ColorTable, colors: int, fitter: Fitter, seed: int) -> np.ndarray:
@@ -358,34 +373,28 @@ def _fit_seen(table: ColorTable, colors: int, fitter: Fitter, seed: int) -> np.n
     visible colours the rest: otherwise k-means may blend them with faint colours
     into an entry that shows. When the visible colours and that entry fit in
     ``colors``, they are the palette: the image looks exactly as it did."""
-    seen_exactly = _visible_colors(table.colors)
-    if len(seen_exactly) <= colors:
-        return seen_exactly
-    table_space = _seen_table(table)
-    if len(table_space.colors) <= colors:
-        return to_palette(_from_seen(_from_table(table_space.colors)))
-    transparent = _to_table(np.zeros((1, table.colors.shape[1])))
-    invisible = np.all(table_space.colors == transparent, axis=1)
-    if colors < 2 or not invisible.any():
-        fitted = _from_table(fitter(table_space, colors, seed))
+    entries, counts = _visible_colors(table)
+    if len(entries) <= colors:
+        return entries
+    if colors < 2 or np.all(table.colors[:, -1] > 0):
+        fitted = _from_table(fitter(_seen_table(entries, counts), colors, seed))
         return to_palette(_from_seen(_exact_means(table, fitted)))
-    visible = table_space.colors[~invisible]
-    if len(visible) >= colors:
-        counts = table_space.counts[~invisible]
-        visible = fitter(ColorTable(visible, counts, np.zeros(0, np.intp)), colors - 1, seed)
-    fitted = np.vstack([transparent, visible]).astype(np.float64)
+    visible = fitter(_seen_table(entries[1:], counts[1:]), colors - 1, seed)
+    fitted = np.vstack([_table_points(np.zeros((1, entries.shape[1]))), visible])
     means = _exact_means(table, _from_table(fitted))
     means[0] = 0  # the transparent entry stays (0, ..., 0)
     return to_palette(_from_seen(means))
 
 
-def _visible_colors(colors: np.ndarray) -> np.ndarray:
-    """The distinct colours with alpha > 0, and (0, ..., 0) for all those without."""
-    invisible = colors[:, -1] == 0
-    entries = colors[~invisible]
+def _visible_colors(table: ColorTable) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct colours with alpha > 0 and their counts, after (0, ..., 0) for all
+    those without, if any: the colours as a viewer can tell them apart."""
+    invisible = table.colors[:, -1] == 0
+    entries, counts = table.colors[~invisible], table.counts[~invisible]
     if invisible.any():
-        entries = np.vstack([np.zeros_like(colors[:1]), entries])
-    return entries
+        entries = np.vstack([np.zeros_like(table.colors[:1]), entries])
+        counts = np.concatenate([[table.counts[invisible].sum()], counts])
+    return entries, counts
 
 
 def _exact_means(table: ColorTable, centres: np.ndarray) -> np.ndarray:
