@@ -190,16 +190,21 @@ def test_smooth_areas_take_more_error_where_the_palette_bands_them():
     assert np.all(gains[0] > gains[1])
 
 
-def test_areas_free_of_noise_take_all_the_error():
+def test_areas_free_of_noise_take_all_the_error_where_entries_leave_some():
     rng = np.random.default_rng(5)
     rendered = gradient(height=32, width=64)  # steps of 1 level
     grainy = np.clip(rendered + rng.normal(0, 3, rendered.shape), 0, 255).astype(np.uint8)
     assert np.all(dither._noiseless(rendered) > 0.9)
     assert np.median(dither._noiseless(grainy)) < 0.1
     space = rendered.astype(np.float32)
-    errors = np.full((32, 64), 3.0, np.float32)  # a well-fitted palette: a low floor
-    gain = dither._dither_map(space, errors, 3.0, dither._noiseless(rendered))
-    assert np.all(gain > 0.9)
+    banded = np.full((32, 64), 6.0, np.float32)  # 2 a channel: a low floor, still bands
+    fitted = np.full((32, 64), 0.03, np.float32)  # entries all but on the colours
+    noiseless = dither._noiseless(rendered)
+    gains = [dither._dither_map(space, errors, 3.0, noiseless) for errors in (banded, fitted)]
+    grainy_gain = dither._dither_map(space, fitted, 3.0, np.zeros_like(noiseless))
+    assert np.all(gains[0] > 0.9)
+    assert np.all(gains[1] < 0.5)
+    assert np.all(gains[1] - grainy_gain < 0.05)  # as if it had grain: no release
 
 
 def test_translucent_areas_are_judged_by_their_own_grain():

@@ -16,10 +16,11 @@ of it (their contrast hides the dither noise, and the error a blur keeps is larg
 there); smooth areas take a share that grows with the undithered error around them
 (where the nearest entries band the picture, dithering restores it; where they fit
 well, noise would only cost structure). Areas free of noise, the rendered gradients
-and fills of icons and UI graphics, take all of it, undamped: no grain hides their
-bands, as a photograph's does. Small incoming errors are dropped, so areas near an
-entry stay clean; elsewhere large residuals are damped (the isolated off-colour pixels
-of plain error diffusion); targets stay within a margin of the colours that exist.
+and fills of icons and UI graphics, take all of it, undamped, where the nearest
+entries leave an error: no grain hides their bands, as a photograph's does. Small
+incoming errors are dropped, so areas near an entry stay clean; elsewhere large
+residuals are damped (the isolated off-colour pixels of plain error diffusion);
+targets stay within a margin of the colours that exist.
 Pixels with alpha are diffused in the quantizer's composite space (``palette``);
 fully transparent pixels take their nearest entry and neither take nor give error.
 """
@@ -45,6 +46,7 @@ _BANDING_MSE = 5.0  # undithered MSE a channel, around a pixel, at which smooth 
 _BANDING_WINDOW = 7  # pixels across the neighbourhood that MSE is measured over
 _SMOOTH = 2.0  # second difference, in levels, at which an area is half free of noise
 _SMOOTH_REACH = 5  # pixels across the neighbourhood that must all be that smooth
+_RELEASE_MSE = 0.35  # undithered MSE a channel at which noise-free areas are half released
 _OVERSHOOT = 0.1  # targets may leave the colour range by this share of it
 _WHOLE_MAP_UP_TO = 64  # entries whose palettes use the whole dither map
 _FINE_FROM, _FINE_SHARE = 256, 0.8  # entries from which palettes use this share of it
@@ -233,7 +235,10 @@ def _dither_map(
     the undithered error around the pixel, as squares, half-way at ``_BANDING_MSE``:
     where the nearest entries leave a large error, bands show, where they fit well,
     dither noise would cost more structure than it restores. Areas free of noise
-    (``noiseless``) take all of it: without grain, any error left shows as bands."""
+    (``noiseless``) take all of it where their undithered error reaches about half a
+    level (``_RELEASE_MSE``): without grain, such error shows as bands, while below it
+    the entries fit (the flat fills of an icon at k = 64), and noise would cost SSIM:
+    releasing them all had the icons' median SSIM at k = 64 level with pngquant's."""
     from scipy.ndimage import uniform_filter
 
     dims = space.shape[2]
@@ -244,7 +249,8 @@ def _dither_map(
     banding = (uniform_filter(errors, size=_BANDING_WINDOW, mode="nearest") / dims) ** 2
     floor = banding / (banding + _BANDING_MSE**2)
     gain = floor + (1 - floor) * busy / (1 + busy)
-    return (gain + (1 - gain) * noiseless).astype(np.float32)
+    release = noiseless * banding / (banding + _RELEASE_MSE**2)
+    return (gain + (1 - gain) * release).astype(np.float32)
 
 
 def _squared_errors(space: np.ndarray, nearest: NearestEntry) -> np.ndarray:
