@@ -360,9 +360,9 @@ def _from_table(colors: np.ndarray) -> np.ndarray:
 
 def _seen_table(colors: np.ndarray, counts: np.ndarray) -> ColorTable:
     """Colours with alpha as a table in ``seen`` coordinates: rounded to uint8 for the
-    coarse histogram to bin, and exact for the fit to converge on (fitting the rounded
-    colours, which merges colours a level apart, cost an icon's gradients 1 dB at
-    k = 256 against pngquant's 60 dB)."""
+    coarse histogram to bin, and exact for the fit to converge on. Fitting the rounded
+    colours merged colours a level apart: GNOME's folder icons at k = 256 came out 1 dB
+    below pngquant instead of 2 dB above."""
     points = _table_points(seen(colors))
     return ColorTable(np.rint(points).astype(np.uint8), counts, np.zeros(0, np.intp), points=points)
 
@@ -399,8 +399,9 @@ def _visible_colors(table: ColorTable) -> tuple[np.ndarray, np.ndarray]:
 
 def _exact_means(table: ColorTable, centres: np.ndarray) -> np.ndarray:
     """One last Lloyd step on the unrounded ``seen`` colours: each centre moves to the
-    weighted mean of the colours nearest it, undoing the uint8 rounding of the fit.
-    Centres no colour is nearest to keep their place."""
+    weighted mean of the colours nearest it, undoing the rounding of fitters that work
+    on the table's uint8 colours (the grids). Centres no colour is nearest to keep
+    their place."""
     points = seen(table.colors)
     nearest = _nearest(points, centres, lambda values: values)
     weights = np.bincount(nearest, weights=table.counts, minlength=len(centres))
