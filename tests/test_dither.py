@@ -130,7 +130,7 @@ def raster_order_reference(pixels: np.ndarray, palette: np.ndarray, strength: fl
     typical = float(errors.mean())
     share = strength * dither._CARRIED * dither._palette_share(len(palette))
     noiseless = dither._noiseless(pixels)
-    gain = share * dither._dither_map(space, errors, typical, noiseless)
+    gain = share * dither._gain(pixels, space, errors, typical, noiseless)
     largest = max(dither._LARGEST * typical, dither._LARGEST_AT_LEAST)
     negligible = dither._NEGLIGIBLE * typical
     low, high = dither._target_bounds(channels)
@@ -257,3 +257,13 @@ def test_transparent_pixels_take_no_error_and_keep_the_transparent_entry():
 def test_a_bad_strength_is_a_clear_error(strength):
     with pytest.raises(vqformat.VQIError, match=r"strength 0\.\.1"):
         vqformat.encode(gradient(), 4, dither=strength)
+
+
+def test_soft_alpha_edges_take_less_error_than_hard_ones_and_fills():
+    columns = np.arange(64)
+    feathered = np.tile(np.clip(columns * 12, 0, 255), (8, 1)).astype(np.uint8)
+    outline = np.tile(np.where(columns < 32, 0, 255), (8, 1)).astype(np.uint8)
+    soft, hard = dither._soft_edges(feathered), dither._soft_edges(outline)
+    assert np.all(soft[:, 1:20] > 0.5)
+    assert np.all(hard < 0.05)
+    assert np.all(soft[:, 24:] == 0)  # opaque fill: no edge
