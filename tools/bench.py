@@ -362,15 +362,23 @@ def print_dither_table(photos: dict[str, np.ndarray], colors_list: list[int]) ->
 def _print_worst(
     table: dict[str, dict[str, tuple[float, ...]]], ours: str, peer: str, *metrics: tuple[str, int]
 ) -> None:
-    """The least margin of ``ours`` over ``peer`` on any image, per metric."""
+    """Per metric, the margins of ``ours`` over ``peer`` image by image: the least (and
+    where), their median, and on how many images ``ours`` is level or above. With few
+    images a median of each encoder's scores can flip on one image's 0.001; the paired
+    margins show whether that is a trend."""
     if peer not in table:
         return
     cells = []
     for label, column in metrics:
-        margins = {n: table[ours][n][column] - table[peer][n][column] for n in table[ours]}
+        margins = {n: gain(table[ours][n][column], table[peer][n][column]) for n in table[ours]}
         worst = min(margins, key=margins.get)
-        cells.append(f"{label} {margins[worst]:+.4f} ({worst})")
-    print(f"{'':>9} worst {ours} - {peer}: " + "; ".join(cells))
+        level = sum(margin >= 0 for margin in margins.values())
+        middle = statistics.median(margins.values())
+        cells.append(
+            f"{label} worst {margins[worst]:+.4f} ({worst}), median {middle:+.4f},"
+            f" {level}/{len(margins)} level or above"
+        )
+    print(f"{'':>9} {ours} - {peer}: " + "; ".join(cells))
 
 
 # --- transparency table ------------------------------------------------------------
