@@ -101,7 +101,8 @@ def measure(encoder: Encoder, image: np.ndarray, colors: int, repeats: int) -> R
 
 
 def gain(psnr: float, reference: float) -> float:
-    """dB above the reference; 0 when both are exact (infinite PSNR)."""
+    """How far a score is above the reference (dB of PSNR, or SSIM); 0 when both are
+    equal, as two exact images' infinite PSNRs are."""
     return 0.0 if psnr == reference else psnr - reference
 
 
@@ -355,11 +356,11 @@ def print_dither_table(photos: dict[str, np.ndarray], colors_list: list[int]) ->
                 f"{'':>9} {name:<26} {medians[0]:7.2f} {medians[1]:8.2f} "
                 f"{medians[2]:7.4f} {medians[3]:6.3f} {medians[4]:8.3f}"
             )
-        _print_worst(table, "vqi --dither", "pngquant (dithered)", ("blurred", 1), ("SSIM", 2))
-        _print_worst(table, "vqi", "pngquant --nofs", ("PSNR", 0), ("SSIM", 2))
+        _print_margins(table, "vqi --dither", "pngquant (dithered)", ("blurred", 1), ("SSIM", 2))
+        _print_margins(table, "vqi", "pngquant --nofs", ("PSNR", 0), ("SSIM", 2))
 
 
-def _print_worst(
+def _print_margins(
     table: dict[str, dict[str, tuple[float, ...]]], ours: str, peer: str, *metrics: tuple[str, int]
 ) -> None:
     """Per metric, the margins of ``ours`` over ``peer`` image by image: the least (and
@@ -500,8 +501,8 @@ def print_alpha_table(images: dict[str, np.ndarray], colors_list: list[int]) -> 
                 f"{statistics.median(columns[1]):8.2f} {statistics.median(columns[2]):7.4f} "
                 f"{max(columns[3]):8d}"
             )
-        _print_worst(table, "vqi", "pngquant --nofs", ("PSNR", 0), ("SSIM", 2))
-        _print_worst(
+        _print_margins(table, "vqi", "pngquant --nofs", ("PSNR", 0), ("SSIM", 2))
+        _print_margins(
             table, "vqi --dither", "pngquant (dithered)", ("PSNR", 0), ("blurred", 1), ("SSIM", 2)
         )
 
