@@ -172,8 +172,9 @@ def test_busy_areas_take_more_error_than_smooth_well_fitted_ones():
     space[:, 32:] += rng.normal(0, 20, (32, 32, 3)).astype(np.float32)  # busy right half
     errors = np.full((32, 64), 3.0, np.float32)  # the palette fits both halves equally
     gain = dither._dither_map(space, errors, 3.0, np.zeros((32, 64), np.float32))
-    assert np.all((gain > 0) & (gain <= 1))
-    assert np.median(gain[:, 40:]) > 0.9 > 0.5 > np.median(gain[:, :24])
+    assert np.all((gain > 0) & (gain <= dither._BUSY_SHARE))
+    assert np.median(gain[:, 40:]) > 0.95 * dither._BUSY_SHARE
+    assert np.median(gain[:, :24]) < 0.5
 
 
 def test_fine_palettes_take_a_smaller_share_of_the_map():

@@ -325,10 +325,12 @@ def dither_encoders() -> dict[str, Encoder]:
     return encoders
 
 
-def print_dither_table(photos: dict[str, np.ndarray], colors_list: list[int]) -> None:
+def print_dither_table(
+    photos: dict[str, np.ndarray], colors_list: list[int], title: str = "photos"
+) -> None:
     """Per k and encoder: medians over the photos (seconds: of each photo's one run,
     the whole encode or CLI call), and the photos where vqi is furthest below pngquant."""
-    print("\n## dithering: medians over the photos of PSNR, blurred PSNR (sigma 1.5), SSIM, bpp")
+    print(f"\n## dithering: medians over the {title} of PSNR, blurred PSNR (sigma 1.5), SSIM, bpp")
     print(f"photos: {', '.join(f'{n} {i.shape[1]}x{i.shape[0]}' for n, i in photos.items())}")
     encoders = dither_encoders()
     for colors in colors_list:
@@ -358,6 +360,26 @@ def print_dither_table(photos: dict[str, np.ndarray], colors_list: list[int]) ->
             )
         _print_margins(table, "vqi --dither", "pngquant (dithered)", ("blurred", 1), ("SSIM", 2))
         _print_margins(table, "vqi", "pngquant --nofs", ("PSNR", 0), ("SSIM", 2))
+
+
+THUMBNAIL_SIZE = 160
+
+
+def thumbnails(photos: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The photos scaled down (Lanczos) to fit ``THUMBNAIL_SIZE`` pixels, as a page's
+    previews are: detail in nearly every pixel, and ten to twenty thousand colours."""
+    scaled = {}
+    for name, photo in photos.items():
+        image = Image.fromarray(photo)
+        image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+        scaled[name] = np.asarray(image)
+    return scaled
+
+
+def print_dither_tables(photos: dict[str, np.ndarray], colors_list: list[int]) -> None:
+    """The dithering table on the photos, then on their thumbnails."""
+    print_dither_table(photos, colors_list)
+    print_dither_table(thumbnails(photos), colors_list, f"{THUMBNAIL_SIZE}-pixel thumbnails")
 
 
 def _print_margins(
@@ -783,7 +805,7 @@ def main() -> None:
     if args.images_only:
         photos = {name: image for name, image in photos.items() if name in args.image}
     if args.only == "dither":
-        return print_dither_table(photos, args.colors)
+        return print_dither_tables(photos, args.colors)
     if args.only == "alpha":
         return print_alpha_table(transparent_images(photos), args.colors)
     if args.only == "large":
@@ -798,7 +820,7 @@ def main() -> None:
     if not args.skip_grey_tables:
         print("\n# grey photos, given to every encoder as RGB with equal channels")
         run_tables({n: np.dstack([g, g, g]) for n, g in greys.items()}, encoders, args)
-    print_dither_table(photos, args.colors)
+    print_dither_tables(photos, args.colors)
     print_alpha_table(transparent_images(photos), args.colors)
     print_colour_space_table(photos, args.colors)
     print_grey_table(greys, args.grey_colors)
