@@ -100,10 +100,10 @@ def measure(encoder: Encoder, image: np.ndarray, colors: int, repeats: int) -> R
     return Result(statistics.median(times), psnr(image, decoded), size, ssim(image, decoded))
 
 
-def gain(psnr: float, reference: float) -> float:
+def gain(score: float, reference: float) -> float:
     """How far a score is above the reference (dB of PSNR, or SSIM); 0 when both are
     equal, as two exact images' infinite PSNRs are."""
-    return 0.0 if psnr == reference else psnr - reference
+    return 0.0 if score == reference else score - reference
 
 
 # --- encoders: each returns what it decoded to and its file size -------------------
