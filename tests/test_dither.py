@@ -126,11 +126,7 @@ def raster_order_reference(pixels: np.ndarray, palette: np.ndarray, strength: fl
     height, width, channels = pixels.shape
     space = dither._space(pixels.reshape(-1, channels)).reshape(height, width, -1)
     entries = dither._space(palette).astype(np.float64)
-    errors = dither._squared_errors(space, dither.NearestEntry(entries))
-    typical = float(errors.mean())
-    share = strength * dither._CARRIED * dither._palette_share(len(palette))
-    noiseless = dither._noiseless(pixels)
-    gain = share * dither._gain(pixels, space, errors, typical, noiseless)
+    gain, damping, typical = dither._shares(pixels, space, dither.NearestEntry(entries), strength)
     largest = max(dither._LARGEST * typical, dither._LARGEST_AT_LEAST)
     negligible = dither._NEGLIGIBLE * typical
     low, high = dither._target_bounds(channels)
@@ -145,7 +141,7 @@ def raster_order_reference(pixels: np.ndarray, palette: np.ndarray, strength: fl
             indices[y, x] = np.argmin(((entries - target) ** 2).sum(axis=1))
             residual = target - entries[indices[y, x]]
             if residual @ residual > largest:
-                residual = residual * (dither._DAMPING + (1 - dither._DAMPING) * noiseless[y, x])
+                residual = residual * damping[y, x]
             for dy, dx, share in ((0, 1, 7 / 16), (1, -1, 3 / 16), (1, 0, 5 / 16), (1, 1, 1 / 16)):
                 if y + dy < height and 0 <= x + dx < width:
                     error[y + dy, x + dx] += share * residual
@@ -181,6 +177,17 @@ def test_fine_palettes_take_a_smaller_share_of_the_map():
     shares = [dither._palette_share(colors) for colors in (2, 16, 64, 128, 256, 4096)]
     assert shares[:3] == [1.0, 1.0, 1.0]
     assert 1.0 > shares[3] > shares[4] == shares[5] == dither._FINE_SHARE
+
+
+def test_wide_patches_of_one_entry_take_more_error_on_fine_palettes_only():
+    patch = np.zeros((16, 16), np.intp)  # a band: every pixel has the same nearest entry
+    scattered = np.random.default_rng(4).integers(0, 256, (16, 16))
+    grainy, rendered = np.zeros((16, 16), np.float32), np.ones((16, 16), np.float32)
+    assert np.all(dither._wide_bands(patch, grainy, 256) == 1)
+    assert 0 < dither._wide_bands(patch, grainy, 64).min() < 1
+    assert np.all(dither._wide_bands(patch, grainy, 16) == 0)
+    assert np.all(dither._wide_bands(patch, rendered, 256) == 0)  # the map releases those
+    assert dither._wide_bands(scattered, grainy, 256)[2:-2, 2:-2].max() < 0.2
 
 
 def test_smooth_areas_take_more_error_where_the_palette_bands_them():
