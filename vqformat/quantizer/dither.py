@@ -217,10 +217,12 @@ def _palette_share(colors: int) -> float:
     five photos no setting had been chosen on, while blurred PSNR was 1.8 dB above;
     0.8 of it is above in both on those and on tools/bench.py's photos (0.9 of it at
     k <= 64 lost blurred PSNR)."""
-    steps = np.clip(
-        np.log2(colors / _WHOLE_MAP_UP_TO) / np.log2(_FINE_FROM / _WHOLE_MAP_UP_TO), 0, 1
-    )
-    return float(1 - (1 - _FINE_SHARE) * steps)
+    return 1 - (1 - _FINE_SHARE) * _log_position(colors, _WHOLE_MAP_UP_TO, _FINE_FROM)
+
+
+def _log_position(colors: int, low: int, high: int) -> float:
+    """Where ``colors`` lies from ``low`` (0) to ``high`` (1) entries in log2, clipped."""
+    return float(np.clip(np.log2(colors / low) / np.log2(high / low), 0, 1))
 
 
 def _noiseless(pixels: np.ndarray) -> np.ndarray:
@@ -305,7 +307,7 @@ def _nearest_entries(space: np.ndarray, nearest: NearestEntry) -> tuple[np.ndarr
     entry's index: the picture without dithering."""
     points = space.reshape(-1, space.shape[2])
     errors = np.empty(len(points), np.float32)
-    indices = np.empty(len(points), np.intp)
+    indices = np.empty(len(points), index_dtype(len(nearest.entries)))
     for start in range(0, len(points), _CHUNK):
         chunk = points[start : start + _CHUNK]
         indices[start : start + _CHUNK] = found = nearest(chunk)
@@ -324,8 +326,7 @@ def _wide_bands(indices: np.ndarray, noiseless: np.ndarray, colors: int) -> np.n
     dithered PSNR after a blur 0.8 dB below pngquant's (paired median) without it, 0.5
     dB above with it, SSIM still 0.0085 above. Small palettes' bands have large errors,
     which the dither map's floor already diffuses; this share there cost SSIM for little."""
-    steps = np.log2(colors / _BANDS_FROM) / np.log2(_FINE_FROM / _BANDS_FROM)
-    scale = float(np.clip(steps, 0, 1))
+    scale = _log_position(colors, _BANDS_FROM, _FINE_FROM)
     if scale == 0:
         return np.zeros(indices.shape, np.float32)
     reach = _BAND_REACH
