@@ -20,10 +20,9 @@ patches of one nearest entry take more: their small error is alike across a band
 which a viewer sees at a distance (libimagequant dithers by such runs). Areas free of
 noise, the rendered gradients and fills of icons and UI graphics, take all of it,
 undamped, where the nearest entries leave an error: no grain hides their bands, as a
-photograph's does.
-Small incoming errors are dropped, so areas near an entry stay clean; elsewhere
-large residuals are damped (the isolated off-colour pixels of plain error
-diffusion); targets stay within a margin of the colours that exist.
+photograph's does. Small incoming errors are dropped, so areas near an entry stay
+clean; elsewhere large residuals are damped (the isolated off-colour pixels of plain
+error diffusion); targets stay within a margin of the colours that exist.
 Pixels with alpha are diffused in the quantizer's composite space (``palette``), soft
 alpha edges less; fully transparent pixels take their nearest entry and neither take
 nor give error.
