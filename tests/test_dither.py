@@ -126,22 +126,20 @@ def raster_order_reference(pixels: np.ndarray, palette: np.ndarray, strength: fl
     height, width, channels = pixels.shape
     space = dither._space(pixels.reshape(-1, channels)).reshape(height, width, -1)
     entries = dither._space(palette).astype(np.float64)
-    gain, damping, typical = dither._shares(pixels, space, dither.NearestEntry(entries), strength)
-    largest = max(dither._LARGEST * typical, dither._LARGEST_AT_LEAST)
-    negligible = dither._NEGLIGIBLE * typical
+    shares = dither._shares(pixels, space, dither.NearestEntry(entries), strength)
     low, high = dither._target_bounds(channels)
     error = np.zeros(space.shape)
     indices = np.zeros((height, width), dtype=int)
     for y in range(height):
         for x in range(width):
-            incoming = error[y, x] * gain[y, x]
-            if incoming @ incoming < negligible:
+            incoming = error[y, x] * shares.gain[y, x]
+            if incoming @ incoming < shares.negligible:
                 incoming = 0 * incoming
             target = np.clip(space[y, x] + incoming, low, high)
             indices[y, x] = np.argmin(((entries - target) ** 2).sum(axis=1))
             residual = target - entries[indices[y, x]]
-            if residual @ residual > largest:
-                residual = residual * damping[y, x]
+            if residual @ residual > shares.largest:
+                residual = residual * shares.damping[y, x]
             for dy, dx, share in ((0, 1, 7 / 16), (1, -1, 3 / 16), (1, 0, 5 / 16), (1, 1, 1 / 16)):
                 if y + dy < height and 0 <= x + dx < width:
                     error[y + dy, x + dx] += share * residual
@@ -188,6 +186,24 @@ def test_wide_patches_of_one_entry_take_more_error_on_fine_palettes_only():
     assert np.all(dither._wide_bands(patch, grainy, 16) == 0)
     assert np.all(dither._wide_bands(patch, rendered, 256) == 0)  # the map releases those
     assert dither._wide_bands(scattered, grainy, 256)[2:-2, 2:-2].max() < 0.2
+
+
+def test_small_palettes_that_fit_closely_are_dithered_almost_fully(monkeypatch):
+    rng = np.random.default_rng(6)  # a faint grainy ramp, as a translucent overlay shows
+    ramp = np.linspace(100, 130, 256)[None, :, None] + rng.normal(0, 1.5, (48, 256, 1))
+    pixels = np.repeat(np.clip(np.rint(ramp), 0, 255).astype(np.uint8), 3, axis=2)
+    palette = np.repeat(np.linspace(100, 130, 16).round().astype(np.uint8)[:, None], 3, axis=1)
+    faint = blurred_mse(pixels, palette[diffuse(pixels, palette)])
+    monkeypatch.setattr(dither, "_faint_fit", lambda colors, error: 0.0)
+    assert faint < blurred_mse(pixels, palette[diffuse(pixels, palette)]) / 10
+
+
+def test_only_small_palettes_with_a_close_fit_count_as_faint():
+    assert dither._faint_fit(16, 0.5) > 0.99
+    assert dither._faint_fit(16, dither._FAINT_MSE) == 0.5
+    assert dither._faint_fit(16, 30.0) < 0.001  # a photograph's error at 16 entries
+    assert 0 < dither._faint_fit(32, 0.5) < dither._faint_fit(8, 0.5) == dither._faint_fit(16, 0.5)
+    assert dither._faint_fit(64, 0.5) == dither._faint_fit(256, 0.0) == 0
 
 
 def test_smooth_areas_take_more_error_where_the_palette_bands_them():

@@ -20,15 +20,20 @@ patches of one nearest entry take more: their small error is alike across a band
 which a viewer sees at a distance (libimagequant dithers by such runs). Areas free of
 noise, the rendered gradients and fills of icons and UI graphics, take all of it,
 undamped, where the nearest entries leave an error: no grain hides their bands, as a
-photograph's does. Small incoming errors are dropped, so areas near an entry stay
-clean; elsewhere large residuals are damped (the isolated off-colour pixels of plain
-error diffusion); targets stay within a margin of the colours that exist.
+photograph's does. Small palettes that fit the picture closely (smooth pictures of
+low contrast) take nearly all of it everywhere, small errors too: their bands are
+faint at each pixel but alike across wide areas, as is the noise that removes them.
+Elsewhere small incoming errors are dropped, so areas near an entry stay clean, and
+large residuals are damped (the isolated off-colour pixels of plain error
+diffusion); targets stay within a margin of the colours that exist.
 Pixels with alpha are diffused in the quantizer's composite space (``palette``), soft
 alpha edges less; fully transparent pixels take their nearest entry and neither take
 nor give error.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,6 +61,9 @@ _HARD_EDGE = 48.0  # span from which an alpha edge is a hard one again, and dith
 _OVERSHOOT = 0.1  # targets may leave the colour range by this share of it
 _WHOLE_MAP_UP_TO = 64  # entries whose palettes use the whole dither map
 _FINE_FROM, _FINE_SHARE = 256, 0.8  # entries from which palettes use this share of it
+_FEW_UP_TO = 16  # entries whose palettes, where they fit closely, are dithered almost fully
+_FAINT_MSE = 4.0  # undithered MSE a channel at which a small palette half fits closely
+_FAINT_SHARE = 0.9  # the share of the rest of the error such a fit takes (see _faint_fit)
 _BANDS_FROM = 16  # entries from which wide patches of one entry take more (_wide_bands)
 _BAND_REACH = 2  # pixels around a pixel whose nearest entry it must share to be in a patch
 _CHUNK = 1 << 12  # pixels mapped at once when measuring the undithered error
@@ -96,24 +104,41 @@ def diffuse(
     space = _space(pixels.reshape(-1, channels)).reshape(height, width, -1)
     nearest = NearestEntry(_space(palette))
     with threadpool_limits(limits=1, user_api="blas"):
-        gain, damping, typical = _shares(pixels, space, nearest, strength)
+        shares = _shares(pixels, space, nearest, strength)
         if carry is None:
             carry = carried_error(width, channels)
-        return _walk(space, gain, damping, nearest, typical, _target_bounds(channels), carry)
+        return _walk(space, shares, nearest, _target_bounds(channels), carry)
+
+
+class _Shares(NamedTuple):
+    """How much of the error each pixel takes and passes on."""
+
+    gain: np.ndarray  # (H, W) share of the incoming error each pixel takes
+    damping: np.ndarray  # (H, W) share of a large residual it passes on
+    negligible: float  # squared incoming error below which none is taken
+    largest: float  # squared residual above which it is damped
 
 
 def _shares(
     pixels: np.ndarray, space: np.ndarray, nearest: NearestEntry, strength: float
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """(H, W) share of the incoming error each pixel takes, (H, W) share of a large
-    residual it passes on, and the mean squared error of the undithered picture."""
+) -> _Shares:
+    """The shares of the error for (H, W, C) ``pixels``, measured on the undithered
+    picture: the dither map, raised for small palettes that fit closely and for wide
+    patches of one entry; thresholds in the undithered mean squared error."""
     errors, indices = _nearest_entries(space, nearest)
     typical = float(errors.mean())
+    colors = len(nearest.entries)
     noiseless = _noiseless(pixels)
-    gain = _palette_share(len(nearest.entries)) * _dither_map(space, errors, typical, noiseless)
-    gain += (1 - gain) * _wide_bands(indices, noiseless, len(nearest.entries))
-    gain = strength * _CARRIED * _visible_gain(pixels, gain)
-    return gain, _DAMPING + (1 - _DAMPING) * noiseless, typical
+    faint = _faint_fit(colors, typical / space.shape[2])
+    gain = _palette_share(colors) * _dither_map(space, errors, typical, noiseless)
+    gain += (1 - gain) * _FAINT_SHARE * faint
+    gain += (1 - gain) * _wide_bands(indices, noiseless, colors)
+    return _Shares(
+        gain=strength * _CARRIED * _visible_gain(pixels, gain),
+        damping=_DAMPING + (1 - _DAMPING) * noiseless,
+        negligible=_NEGLIGIBLE * (1 - faint) * typical,
+        largest=max(_LARGEST * typical, _LARGEST_AT_LEAST),
+    )
 
 
 def carried_error(width: int, channels: int) -> np.ndarray:
@@ -124,10 +149,8 @@ def carried_error(width: int, channels: int) -> np.ndarray:
 
 def _walk(
     space: np.ndarray,
-    gain: np.ndarray,
-    damping: np.ndarray,
+    shares: _Shares,
     nearest: NearestEntry,
-    typical: float,
     bounds: tuple[np.ndarray, np.ndarray],
     carry: np.ndarray,
 ) -> np.ndarray:
@@ -142,11 +165,10 @@ def _walk(
     height, width, dims = space.shape
     row = width + 2
     targets = _padded(space, row)
-    gains = _padded(gain[..., None], row)
-    dampings = _padded(damping[..., None], row)[:, 0]
+    gains = _padded(shares.gain[..., None], row)
+    dampings = _padded(shares.damping[..., None], row)[:, 0]
     ring = np.zeros((4, height + 1, dims), np.float32)
     found = np.zeros(height * row, dtype=index_dtype(len(nearest.entries)))
-    negligible, largest = _NEGLIGIBLE * typical, max(_LARGEST * typical, _LARGEST_AT_LEAST)
     lines = width + 2 * height - 2
     for line in range(lines):
         first = max(0, (line - width + 2) // 2)
@@ -159,12 +181,12 @@ def _walk(
         incoming = waiting[first:last] * gains[here]
         _pass_on(waiting, line, height, carry)
         waiting[:] = 0
-        incoming[_squares(incoming) < negligible] = 0
+        incoming[_squares(incoming) < shares.negligible] = 0
         target = np.clip(targets[here] + incoming, *bounds)
         chosen = nearest(target)
         found[here] = chosen
         residual = target - nearest.entries[chosen]
-        large = _squares(residual) > largest
+        large = _squares(residual) > shares.largest
         residual[large] *= dampings[here][large, None]
         ring[(line + 1) % 4, first:last] += _RIGHT * residual
         for offset, share in _BELOW:
@@ -217,6 +239,23 @@ def _palette_share(colors: int) -> float:
     0.8 of it is above in both on those and on tools/bench.py's photos (0.9 of it at
     k <= 64 lost blurred PSNR)."""
     return 1 - (1 - _FINE_SHARE) * _log_position(colors, _WHOLE_MAP_UP_TO, _FINE_FROM)
+
+
+def _faint_fit(colors: int, error: float) -> float:
+    """How closely a small palette fits the picture, 0..1, from its undithered mean
+    squared error a channel: 1 well under ``_FAINT_MSE``, falling as fourth powers,
+    and scaled in log2 k from all at ``_FEW_UP_TO`` entries to none at
+    ``_WHOLE_MAP_UP_TO``. Such a fit is a smooth picture of low contrast (translucent
+    overlays, soft graphics) whose bands are an error small at each pixel, so the
+    dither map leaves most of it and small incoming errors are dropped, yet alike
+    across wide areas, which a blur keeps; the noise that removes it is as faint. Nine
+    translucent wallpaper overlays (Debian's MATE backgrounds) at k = 16 had their
+    dithered PSNR after a blur at 54.5 dB against pngquant's 59.2 (median) without
+    it, 59.4 with it (SSIM 0.9863 and 0.9824, pngquant 0.9822); eight icons kept SSIM
+    above pngquant's (0.9758 and 0.9729, pngquant 0.9717). Photographs at k = 16 fit
+    far less closely, and keep the map."""
+    few = 1 - _log_position(colors, _FEW_UP_TO, _WHOLE_MAP_UP_TO)
+    return few / (1 + (error / _FAINT_MSE) ** 4)
 
 
 def _log_position(colors: int, low: int, high: int) -> float:
