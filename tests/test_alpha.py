@@ -44,6 +44,21 @@ def test_one_entry_for_all_invisible_colours():
         assert np.all(palette[indices[hidden], 3] == 0)
 
 
+def test_a_few_stray_invisible_pixels_get_no_entry_of_their_own():
+    """An overlay whose alpha varies smoothly, with a few pixels at alpha 0: an entry
+    for them would cost a band of the gradient more error than it saves."""
+    alpha = np.repeat(np.linspace(20, 250, 240)[None, :], 32, axis=0).round()
+    image = np.dstack([np.zeros((32, 240, 3)), alpha]).astype(np.uint8)
+    image[0, :4, 3] = 0
+    palette, indices = vqformat.quantize(image, 16)
+    assert not np.any(palette[:, 3] == 0)
+    assert len(palette) == 16
+    forced = image.copy()
+    forced[:, :120, 3] = 0  # half of it invisible: the entry pays
+    palette, indices = vqformat.quantize(forced, 16)
+    assert np.all(palette[indices[forced[..., 3] == 0], 3] == 0)
+
+
 def test_seen_colours_beat_independent_channels():
     """The premultiplied fit spends entries on what shows; fitting the four channels
     independently (the straight RGBA k-means) is measurably worse once composited."""

@@ -372,18 +372,41 @@ def _fit_seen(table: ColorTable, colors: int, fitter: Fitter, seed: int) -> np.n
     transparent pixels, if any, get an entry of their own, (0, ..., 0), and the
     visible colours the rest: otherwise k-means may blend them with faint colours
     into an entry that shows. When the visible colours and that entry fit in
-    ``colors``, they are the palette: the image looks exactly as it did."""
+    ``colors``, they are the palette: the image looks exactly as it did. So few
+    transparent pixels that their own entry would save less error than any visible
+    entry does are fitted with the rest instead."""
     entries, counts = _visible_colors(table)
     if len(entries) <= colors:
         return entries
-    if colors < 2 or np.all(table.colors[:, -1] > 0):
-        fitted = _from_table(fitter(_seen_table(entries, counts), colors, seed))
-        return to_palette(_from_seen(_exact_means(table, fitted)))
-    visible = fitter(_seen_table(entries[1:], counts[1:]), colors - 1, seed)
-    fitted = np.vstack([_table_points(np.zeros((1, entries.shape[1]))), visible])
-    means = _exact_means(table, _from_table(fitted))
-    means[0] = 0  # the transparent entry stays (0, ..., 0)
-    return to_palette(_from_seen(means))
+    if colors >= 2 and np.any(table.colors[:, -1] == 0):
+        visible = fitter(_seen_table(entries[1:], counts[1:]), colors - 1, seed)
+        if _transparent_entry_pays(entries[1:], counts[1:], _from_table(visible), counts[0]):
+            fitted = np.vstack([_table_points(np.zeros((1, entries.shape[1]))), visible])
+            means = _exact_means(table, _from_table(fitted))
+            means[0] = 0  # the transparent entry stays (0, ..., 0)
+            return to_palette(_from_seen(means))
+    fitted = _from_table(fitter(_seen_table(entries, counts), colors, seed))
+    return to_palette(_from_seen(_exact_means(table, fitted)))
+
+
+def _transparent_entry_pays(
+    colors: np.ndarray, counts: np.ndarray, centres: np.ndarray, transparent: int
+) -> bool:
+    """Whether an entry for ``transparent`` fully transparent pixels saves more seen
+    error than the least useful of the ``centres`` fitted to the visible ``colors``:
+    the error its pixels would gain at their second-nearest centre. A few invisible
+    pixels (the stray corners of an overlay) are not worth an entry that a gradient's
+    band needs; a sprite's background always is. Judged on a sample of large tables."""
+    from scipy.spatial import cKDTree
+
+    if len(centres) < 2:  # one visible entry: nothing to compare it with
+        return True
+    step = max(1, len(colors) // _ASSIGN_CHUNK)  # a sample is enough to compare
+    distances, nearest = cKDTree(centres).query(seen(colors[::step]), k=2)
+    gained = step * counts[::step] * (distances[:, 1] ** 2 - distances[:, 0] ** 2)
+    removal = np.bincount(nearest[:, 0], weights=gained, minlength=len(centres))
+    missing = transparent * float((centres**2).sum(axis=1).min())
+    return missing >= removal.min()
 
 
 def _visible_colors(table: ColorTable) -> tuple[np.ndarray, np.ndarray]:
