@@ -396,7 +396,7 @@ def _transparent_entry_pays(
     error than the least useful of the ``centres`` fitted to the visible ``colors``:
     the error its pixels would gain at their second-nearest centre. A few invisible
     pixels (the stray corners of an overlay) are not worth an entry that a gradient's
-    band needs; a sprite's background always is. Judged on a sample of large tables."""
+    band needs; a sprite's background is. Judged on a sample of large tables."""
     from scipy.spatial import cKDTree
 
     if len(centres) < 2:  # one visible entry: nothing to compare it with
